@@ -1,0 +1,39 @@
+"""Joint-embedding self-supervised learning in the kernel regime, in JAX.
+
+Example:
+  >>> import kernel_ssl_jax as kssl
+  >>> k = kssl.kernels.rbf(bandwidth=2.0)
+  >>> # sol = kssl.solve("contrastive", X, kssl.graphs.from_groups(groups), kernel=k, dim=32, lam=1.0)
+"""
+
+import os as _os
+
+import jax as _jax
+
+# Closed forms use pseudo-inverses: float64 is the default on CPU. Set KSSL_ENABLE_X64=0 to keep JAX's float32 default.
+if _os.environ.get("KSSL_ENABLE_X64", "1") != "0":
+    _jax.config.update("jax_enable_x64", True)
+
+from kernel_ssl_jax import graphs, kernels, objectives, spectral  # noqa: E402
+from kernel_ssl_jax.estimator import KernelSSL  # noqa: E402
+from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth  # noqa: E402
+from kernel_ssl_jax.objectives import OBJECTIVES  # noqa: E402
+from kernel_ssl_jax.spectral import Solution, features, induced_kernel, solve  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KernelSSL",
+    "Kernel",
+    "OBJECTIVES",
+    "Solution",
+    "features",
+    "graphs",
+    "gram",
+    "induced_kernel",
+    "kernels",
+    "median_bandwidth",
+    "objectives",
+    "solve",
+    "spectral",
+]

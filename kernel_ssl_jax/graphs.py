@@ -1,0 +1,195 @@
+"""Relationship (adjacency) matrices `A` between views, and their Laplacians (SPEC.md §1).
+
+`A` is a dense symmetric non-negative `(N, N)` array. The default graph joins the views of one source: a block of
+ones per source, self-loops included (`from_groups`). Graphs built from data (`knn`) or given as weights
+(`from_weights`) can be added to it, e.g. `jnp.maximum(from_groups(groups), knn(views, 10))`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+__all__ = [
+    "from_groups",
+    "knn",
+    "from_weights",
+    "normalize",
+    "degree",
+    "laplacian",
+    "pairs_from_groups",
+    "clique_groups",
+    "check_adjacency",
+    "check_groups",
+]
+
+
+def check_groups(groups, n: int | None = None) -> np.ndarray:
+    """Validates group ids and relabels them `0..n_sources-1` in order of first appearance.
+
+    Raises:
+      ValueError: if `groups` is not a 1-D integer array, or its length is not `n`.
+    """
+    g = np.asarray(groups)
+    if g.ndim != 1:
+        raise ValueError(f"groups must be a 1-D array of source ids, got shape {g.shape}")
+    if g.size and not np.issubdtype(g.dtype, np.integer):
+        if not (np.issubdtype(g.dtype, np.floating) and np.all(np.isfinite(g)) and np.all(g == np.round(g))):
+            raise ValueError(f"groups must hold integer source ids, got dtype {g.dtype}")
+        g = g.astype(np.int64)
+    if n is not None and g.shape[0] != n:
+        raise ValueError(f"groups must have one entry per view: expected length {n}, got {g.shape[0]}")
+    _, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse].astype(np.int32)
+
+
+def from_groups(groups, dtype=None) -> Array:
+    """`A_ij = 1` iff views `i` and `j` come from the same source (self-loops included).
+
+    Args:
+      groups: `(N,)` integer source id of each view.
+      dtype: float dtype of the result (default: JAX's default float).
+
+    Returns:
+      `(N, N)` block-diagonal (up to order) matrix of ones.
+
+    Example:
+      >>> from_groups([0, 0, 1, 1]).sum()
+      Array(8., dtype=float64)
+    """
+    g = jnp.asarray(check_groups(groups))
+    dtype = dtype or jnp.zeros(()).dtype
+    return (g[:, None] == g[None, :]).astype(dtype)
+
+
+def pairs_from_groups(groups) -> tuple[np.ndarray, np.ndarray]:
+    """All unordered pairs `(i, j)`, `i < j`, of views that share a source: the paired views of Barlow Twins.
+
+    Returns:
+      `(v1, v2)`, two int arrays of equal length.
+
+    Raises:
+      ValueError: if some source has a single view (it cannot be paired).
+    """
+    g = check_groups(groups)
+    counts = np.bincount(g)
+    if np.any(counts < 2):
+        raise ValueError(f"groups: every source needs at least 2 views to form pairs; source {int(np.argmin(counts))}"
+                         " has 1")
+    v1, v2 = np.nonzero(np.triu(g[:, None] == g[None, :], k=1))
+    return v1.astype(np.int32), v2.astype(np.int32)
+
+
+def _sq_dists(X: Array, Y: Array) -> Array:
+    xx = jnp.sum(X * X, axis=1)[:, None]
+    yy = jnp.sum(Y * Y, axis=1)[None, :]
+    return jnp.maximum(xx + yy - 2.0 * X @ Y.T, 0.0)
+
+
+def knn(X, k: int, *, mutual: bool = False, self_loops: bool = False, block_size: int = 2048) -> Array:
+    """Symmetric k-nearest-neighbour graph (Euclidean) between the rows of `X`.
+
+    Args:
+      X: `(N, d)` points (usually the views).
+      k: neighbours per point, not counting the point itself.
+      mutual: keep an edge only if each end is among the other's neighbours (default: either).
+      self_loops: put ones on the diagonal.
+      block_size: rows of the distance matrix computed at a time (memory O(block_size * N)).
+
+    Returns:
+      `(N, N)` 0/1 symmetric matrix.
+
+    Raises:
+      ValueError: if `X` is not a finite 2-D array, or `k` is not in `[1, N - 1]`.
+    """
+    X = jnp.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not bool(jnp.all(jnp.isfinite(X))):
+        raise ValueError("X contains NaN or Inf")
+    n = X.shape[0]
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n - 1:
+        raise ValueError(f"k must be an integer in [1, {n - 1}] for {n} points, got {k!r}")
+    rows = []
+    for start in range(0, n, block_size):
+        block = X[start : start + block_size]
+        d2 = _sq_dists(block, X)
+        # Exclude the point itself, also when duplicates are at distance 0.
+        idx = jnp.arange(block.shape[0])
+        d2 = d2.at[idx, start + idx].set(jnp.inf)
+        _, nbrs = jax.lax.top_k(-d2, k)
+        rows.append(nbrs)
+    nbrs = jnp.concatenate(rows, axis=0)
+    directed = jnp.zeros((n, n), dtype=X.dtype).at[jnp.arange(n)[:, None], nbrs].set(1.0)
+    A = jnp.minimum(directed, directed.T) if mutual else jnp.maximum(directed, directed.T)
+    if self_loops:
+        A = A.at[jnp.diag_indices(n)].set(1.0)
+    return A
+
+
+def check_adjacency(A, n: int | None = None, name: str = "A") -> Array:
+    """Validates a relationship matrix: square `(n, n)`, finite, symmetric, non-negative.
+
+    Raises:
+      ValueError: naming `name` and what was expected.
+    """
+    A = jnp.asarray(A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {A.shape}")
+    if n is not None and A.shape[0] != n:
+        raise ValueError(f"{name} must be ({n}, {n}) to match the {n} views in X, got shape {A.shape}")
+    if not jnp.issubdtype(A.dtype, jnp.floating):
+        A = A.astype(jnp.zeros(()).dtype)
+    if not bool(jnp.all(jnp.isfinite(A))):
+        raise ValueError(f"{name} contains NaN or Inf")
+    scale = float(jnp.max(jnp.abs(A))) if A.size else 0.0
+    if float(jnp.max(jnp.abs(A - A.T))) > 1e-12 * max(scale, 1.0):
+        raise ValueError(f"{name} must be symmetric")
+    if bool(jnp.any(A < 0)):
+        raise ValueError(f"{name} must be non-negative (a relationship weight cannot be negative)")
+    return A
+
+
+def from_weights(W) -> Array:
+    """A weighted graph from a symmetric non-negative weight matrix, validated."""
+    return check_adjacency(W, name="W")
+
+
+def degree(A) -> Array:
+    """Degrees `A 1`, shape `(N,)`."""
+    return jnp.sum(jnp.asarray(A), axis=1)
+
+
+def normalize(A) -> Array:
+    """Symmetric normalisation `D^-1/2 A D^-1/2`; isolated nodes (degree 0) keep zero rows."""
+    A = jnp.asarray(A)
+    d = degree(A)
+    inv_sqrt = jnp.where(d > 0, 1.0 / jnp.sqrt(jnp.where(d > 0, d, 1.0)), 0.0)
+    return inv_sqrt[:, None] * A * inv_sqrt[None, :]
+
+
+def laplacian(A) -> Array:
+    """Graph Laplacian `L = D - A`."""
+    A = jnp.asarray(A)
+    return jnp.diag(degree(A)) - A
+
+
+def clique_groups(A) -> np.ndarray | None:
+    """Recognises a view-clique graph: returns `groups` if `A == from_groups(groups)` exactly, else None.
+
+    The solvers use it to take the structured path for the default graph without being told. Cost O(N^2).
+    """
+    A = np.asarray(A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        return None
+    if not np.all(np.diag(A) == 1):
+        return None
+    # Each row's first 1 names its clique; the graph is a union of cliques iff A matches those labels exactly.
+    labels = np.argmax(A == 1, axis=1)
+    if not np.array_equal(A, (labels[:, None] == labels[None, :]).astype(A.dtype)):
+        return None
+    return check_groups(labels)

@@ -1,0 +1,387 @@
+"""Closed-form optimal representations (SPEC.md §3), the `Solution` they produce, and the induced kernel.
+
+All objectives share one eigendecomposition `K = U diag(s) U^T` of the Gram of the training views
+(`decompose`). Every target of SPEC.md §3 lives in range(K), so each solver works in the coordinates of `U`:
+with `f = sqrt(s / (s + lam))` (the filter `F`) and `g = (s^2 + lam s)^-1/2` (`S^{+1/2}`), both zero outside the
+kept eigenvalues, the solution is `C = C_u U^T` for a small `(M, N)` matrix `C_u` found from one eigendecomposition
+of the target written in those coordinates. Nothing forms `F`, `S^{+1/2}` or `K^+` as N x N matrices.
+
+When `A` is a view-clique graph (`A = E E^T`, the default), the contrastive target `F A F = (F E)(F E)^T` has rank at
+most n (the number of sources), and its eigenpairs come from the `(n, n)` matrix `(F E)^T (F E)`: that is the
+"structured" method, exact and cheaper than the dense one.
+
+Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
+broken by the eigenvector order LAPACK returns, which is deterministic for a given input and backend, and each
+eigenvector's sign is fixed so that its largest entry is positive. Losses, induced kernels on the span, and
+subspaces are unique; raw coefficients of a degenerate problem are not, so tests compare the former.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernel_ssl_jax import graphs as _graphs
+from kernel_ssl_jax import kernels as _kernels
+from kernel_ssl_jax import objectives as _objectives
+
+Array = jax.Array
+
+DEFAULT_LAM = 0.1
+METHODS = ("auto", "dense", "structured")
+
+__all__ = ["Solution", "GramEigh", "solve", "solve_gram", "decompose", "features", "induced_kernel", "DEFAULT_LAM"]
+
+
+class GramEigh(NamedTuple):
+    """`K = U diag(s) U^T` with eigenvalues at or below `rcond * max(s)` set to 0 (ascending order).
+
+    Attributes:
+      s: `(N,)` kept eigenvalues, zero where dropped.
+      U: `(N, N)` eigenvectors, one per column.
+      rank: number of kept eigenvalues (a 0-d array).
+    """
+
+    s: Array
+    U: Array
+    rank: Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Solution:
+    """An optimal (or trained) linear representation in the representer form `f(x) = C k(X_train, x)`.
+
+    Attributes:
+      coef: `(dim, N)` coefficients `C`.
+      train_x: `(N, d)` training views `X`.
+      kernel: the base kernel `k`.
+      eigenvalues: `(dim,)` eigenvalues of the target kept by the solver (for `contrastive`/`vicreg` the diagonal of
+        `Q = C S C^T`; for `vicreg_hard` the Dirichlet energies; for `barlow` the eigenvalues `l` of SPEC §3.4).
+      loss: the objective (SPEC.md §2) at the solution.
+      gram_eigenvalues: `(N,)` kept eigenvalues of `K` (ascending, zero where dropped), or empty.
+      objective, dim, lam, beta, method: how it was obtained (static metadata).
+      loss_history: losses along training for gradient solutions, else empty.
+    """
+
+    coef: Array
+    train_x: Array
+    kernel: Any
+    eigenvalues: Array
+    loss: Array
+    gram_eigenvalues: Array
+    loss_history: Array
+    objective: str = dataclasses.field(metadata=dict(static=True), default="contrastive")
+    dim: int = dataclasses.field(metadata=dict(static=True), default=1)
+    lam: float = dataclasses.field(metadata=dict(static=True), default=DEFAULT_LAM)
+    beta: float = dataclasses.field(metadata=dict(static=True), default=1.0)
+    method: str = dataclasses.field(metadata=dict(static=True), default="dense")
+
+    def features(self, X, block_size: int | None = None) -> Array:
+        """`f(x) = C k_X(x)` for each row of `X`: `(n, dim)`. See `features`."""
+        return features(self, X, block_size=block_size)
+
+    def induced_kernel(self, Xa, Xb=None, block_size: int | None = None) -> Array:
+        """`k*(Xa, Xb) = f(Xa) f(Xb)^T`: `(na, nb)`. See `induced_kernel`."""
+        return induced_kernel(self, Xa, Xb, block_size=block_size)
+
+    @property
+    def representations(self) -> Array:
+        """Training representations `Z = C K`, `(dim, N)` (SPEC layout)."""
+        return features(self, self.train_x).T
+
+
+def features(sol: Solution, X, block_size: int | None = None) -> Array:
+    """Out-of-sample representations `f(x) = C k_X(x)`, one row per sample (SPEC.md §3, "Out of sample").
+
+    Sample-wise: row `i` depends on `X[i]` only. With `block_size`, rows are processed in blocks so memory stays
+    O(block_size * N).
+
+    Args:
+      sol: a `Solution`.
+      X: `(n, d)` points.
+      block_size: rows per block, or None for one block.
+
+    Returns:
+      `(n, dim)` array.
+
+    Raises:
+      ValueError: if `X` is not 2-D with the training feature dimension, or holds NaN/Inf.
+    """
+    X = _check_x(X, name="X", d=sol.train_x.shape[1])
+    X = X.astype(sol.train_x.dtype)
+    n = X.shape[0]
+    if block_size is None or block_size >= n:
+        return _kernels.gram(sol.kernel, X, sol.train_x) @ sol.coef.T
+    return jnp.concatenate(
+        [_kernels.gram(sol.kernel, X[i : i + block_size], sol.train_x) @ sol.coef.T for i in range(0, n, block_size)]
+    )
+
+
+def induced_kernel(sol: Solution, Xa, Xb=None, block_size: int | None = None) -> Array:
+    """Induced kernel `K*_ab = k(Xa, X) C^T C k(X, Xb)` between two sets of points (`Xb=None`: `Xb = Xa`).
+
+    Returns:
+      `(na, nb)` array.
+    """
+    Fa = features(sol, Xa, block_size)
+    Fb = Fa if Xb is None else features(sol, Xb, block_size)
+    return Fa @ Fb.T
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_x(X, name: str = "X", d: int | None = None) -> Array:
+    X = jnp.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if d is not None and X.shape[1] != d:
+        raise ValueError(f"{name} must have {d} features (as the training views), got {X.shape[1]}")
+    if not jnp.issubdtype(X.dtype, jnp.floating):
+        X = X.astype(jnp.zeros(()).dtype)
+    if not bool(jnp.all(jnp.isfinite(X))):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return X
+
+
+def _check_scalar(name: str, value, *, allow_zero: bool = True) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (not allow_zero and v == 0):
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return v
+
+
+def _check_dim(dim) -> int:
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"dim must be a positive integer, got {dim!r}")
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    return int(dim)
+
+
+def _check_pairs(pairs, n: int) -> tuple[Array, Array]:
+    try:
+        v1, v2 = pairs
+    except (TypeError, ValueError):
+        raise ValueError("pairs must be a tuple (v1, v2) of index arrays of paired views") from None
+    v1, v2 = np.asarray(v1), np.asarray(v2)
+    if v1.ndim != 1 or v1.shape != v2.shape or v1.size == 0:
+        raise ValueError(f"pairs must be two non-empty 1-D index arrays of equal length, got shapes {v1.shape}, "
+                         f"{v2.shape}")
+    if not (np.issubdtype(v1.dtype, np.integer) and np.issubdtype(v2.dtype, np.integer)):
+        raise ValueError("pairs must hold integer view indices")
+    if min(v1.min(), v2.min()) < 0 or max(v1.max(), v2.max()) >= n:
+        raise ValueError(f"pairs must index views in [0, {n - 1}]")
+    return jnp.asarray(v1, dtype=jnp.int32), jnp.asarray(v2, dtype=jnp.int32)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The closed forms, in the eigenbasis of K
+
+
+@functools.partial(jax.jit, static_argnames=())
+def decompose(K: Array, rcond) -> GramEigh:
+    """Eigendecomposition of a Gram `K`, keeping eigenvalues above `rcond * max(s)` (SPEC.md §3)."""
+    s, U = jnp.linalg.eigh(0.5 * (K + K.T))
+    keep = s > rcond * jnp.max(s)
+    return GramEigh(jnp.where(keep, s, 0.0), U, jnp.sum(keep))
+
+
+def _fix_signs(V: Array) -> Array:
+    # Deterministic signs: the largest-magnitude entry of each eigenvector is positive.
+    idx = jnp.argmax(jnp.abs(V), axis=0)
+    signs = jnp.sign(V[idx, jnp.arange(V.shape[1])])
+    return V * jnp.where(signs == 0, 1.0, signs)[None, :]
+
+
+def _filters(s: Array, lam) -> tuple[Array, Array]:
+    """`f = sqrt(s / (s + lam))` (the filter F) and `g = (s^2 + lam s)^-1/2` (S^{+1/2}), zero where s = 0."""
+    kept = s > 0
+    safe = jnp.where(kept, s, 1.0)
+    f = jnp.where(kept, jnp.sqrt(safe / (safe + lam)), 0.0)
+    g = jnp.where(kept, 1.0 / jnp.sqrt(safe * safe + lam * safe), 0.0)
+    return f, g
+
+
+def _top(R: Array, dim: int) -> tuple[Array, Array]:
+    """`[R]_M+`: the `dim` largest eigenpairs of a symmetric matrix, descending, eigenvalues clipped at 0."""
+    w, V = jnp.linalg.eigh(0.5 * (R + R.T))
+    w, V = w[::-1][:dim], V[:, ::-1][:, :dim]
+    return jnp.maximum(w, 0.0), _fix_signs(V)
+
+
+def _pad_rows(C_u: Array, w: Array, dim: int) -> tuple[Array, Array]:
+    # A target of rank < dim yields zero rows: they are optimal (eigenvalue 0) and keep the output shape fixed.
+    missing = dim - C_u.shape[0]
+    if missing <= 0:
+        return C_u, w
+    return jnp.pad(C_u, ((0, missing), (0, 0))), jnp.pad(w, (0, missing))
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "dim", "n_sources"))
+def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_sources):
+    """Returns `(C, eigenvalues)` for one objective from the eigendecomposition of K (SPEC.md §3.1-3.4)."""
+    s, U = eig.s, eig.U
+    f, g = _filters(s, lam)
+    kept = (s > 0).astype(s.dtype)
+    if objective == "contrastive" and n_sources:
+        # Structured: F A F = (F E)(F E)^T with E^T U a segment sum; eigenpairs from the (n, n) Gram of F E.
+        B = jax.ops.segment_sum(U, groups, num_segments=n_sources) * f[None, :]  # (n, N) = (diag(f) U^T E)^T
+        mu, W = _top(B @ B.T, min(dim, n_sources))
+        # C_u = diag(sqrt mu) V^T diag(g) with V = B^T W diag(mu^-1/2): the square roots cancel.
+        C_u, mu = _pad_rows((W.T @ B) * g[None, :], mu, dim)
+        return C_u @ U.T, mu
+    if objective == "barlow":
+        # U^T S12 U = sym(diag(s) U[v1]^T U[v2] diag(s)); R = K^{+1/2} S12 K^{+1/2} in U coordinates.
+        r = jnp.sqrt(s)
+        P = (U[v1].T @ U[v2]) * (r[:, None] * r[None, :])
+        ell, Qv = _top(P, dim)
+        ginv = jnp.where(s > 0, 1.0 / jnp.where(s > 0, r, 1.0), 0.0)
+        C_u = (Qv.T / jnp.sqrt(jnp.where(ell > 0, ell, 1.0))[:, None]) * ginv[None, :]
+        return jnp.where((ell > 0)[:, None], C_u, 0.0) @ U.T, ell
+    UtAU = U.T @ A @ U
+    if objective == "contrastive":
+        mu, V = _top(f[:, None] * UtAU * f[None, :], dim)
+        return (jnp.sqrt(mu)[:, None] * V.T * g[None, :]) @ U.T, mu
+    UtLU = U.T @ (jnp.sum(A, axis=1)[:, None] * U) - UtAU
+    FLF = f[:, None] * UtLU * f[None, :]
+    if objective == "vicreg":
+        mu, V = _top(jnp.diag(kept) - 0.5 * beta * FLF, dim)
+        return (jnp.sqrt(mu)[:, None] * V.T * g[None, :]) @ U.T, mu
+    # vicreg_hard: the smallest eigenvectors of F L F within range(K). Directions outside the range are lifted
+    # above the spectrum of F L F (whose norm is at most ||L|| <= 2 max degree) so they are never chosen.
+    lift = 2.0 * jnp.max(jnp.sum(A, axis=1)) + 1.0
+    w, V = jnp.linalg.eigh(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)))
+    Y = _fix_signs(V[:, :dim]).T
+    return (Y * g[None, :]) @ U.T, w[:dim]
+
+
+def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
+               pairs=None, rcond: float | None = None, method: str = "auto", eig: GramEigh | None = None):
+    """Closed form from a precomputed Gram `K` of the training views. Returns `(coef, eigenvalues, eig, method)`.
+
+    This is the numerical core of `solve` (which validates its input first); `eig` lets several objectives share
+    one eigendecomposition of `K`.
+    """
+    K = jnp.asarray(K)
+    N = K.shape[0]
+    if rcond is None:
+        rcond = N * float(jnp.finfo(K.dtype).eps)
+    if eig is None:
+        eig = decompose(K, rcond)
+    groups, n_sources = jnp.zeros((N,), jnp.int32), 0
+    if objective == "contrastive" and method in ("auto", "structured"):
+        found = _graphs.clique_groups(A)
+        if found is not None:
+            groups, n_sources, method = jnp.asarray(found), int(found.max()) + 1, "structured"
+        elif method == "structured":
+            raise ValueError("method='structured' needs A to be a view-clique graph (graphs.from_groups)")
+    elif method == "structured":
+        raise ValueError(f"method='structured' is available for 'contrastive' only, not {objective!r}")
+    if method == "auto":
+        method = "dense"
+    v1, v2 = pairs if pairs is not None else (jnp.zeros((0,), jnp.int32),) * 2
+    if A is None:
+        A = jnp.zeros((0, 0), K.dtype)
+    coef, w = _solve_eigh(objective, eig, jnp.asarray(A, K.dtype), groups, v1, v2, lam, beta, dim, n_sources)
+    return coef, w, eig, method
+
+
+def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
+          pairs=None, rcond: float | None = None, method: str = "auto", dtype=None,
+          block_size: int | None = None) -> Solution:
+    """Optimal linear representation in the kernel regime, in closed form (SPEC.md §3).
+
+    Args:
+      objective: `"contrastive"`, `"vicreg"`, `"vicreg_hard"` or `"barlow"`.
+      X: `(N, d)` training views.
+      A: `(N, N)` relationship matrix (all objectives but `barlow`), e.g. `graphs.from_groups(groups)`.
+      kernel: a `kernels.Kernel` (or a callable `k(x, y)` on single examples).
+      dim: output dimension M, at most the rank of K (after `rcond`).
+      lam: ridge strength on the map (`lam ||W||_HS^2`), default 0.1, in the units of K's eigenvalues.
+        `lam = 0` is the pseudo-inverse solution (pure instance discrimination on training views). Unused by
+        `barlow`, whose solution is the minimum-norm one.
+      beta: invariance weight of `vicreg` (ignored by the others).
+      pairs: `(v1, v2)` index arrays of paired views, for `barlow` (`graphs.pairs_from_groups`).
+      rcond: eigenvalues of K at or below `rcond * max` are dropped; default `N * eps`.
+      method: `"auto"` (structured when it applies, else dense), `"dense"` or `"structured"` (contrastive with a
+        view-clique `A`); the one used is recorded in `Solution.method`.
+      dtype: float dtype of the computation; default float64 when x64 is enabled, else float32.
+      block_size: rows per block when computing the Gram.
+
+    Returns:
+      A `Solution`.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf, non-symmetric or negative `A`, negative `lam`/`beta`, unknown objective or
+        method, `dim` larger than the rank of K (the message gives the largest feasible value), or a `barlow`
+        problem without `dim` positive correlation directions.
+      TypeError: `dim` that is not an integer, `kernel` that is not callable.
+
+    Example:
+      >>> X = jax.random.normal(jax.random.key(0), (20, 3))
+      >>> groups = jnp.repeat(jnp.arange(10), 2)
+      >>> sol = solve("contrastive", X, _graphs.from_groups(groups), kernel=_kernels.rbf(1.0), dim=4)
+      >>> sol.features(X).shape
+      (20, 4)
+    """
+    _objectives.check_objective(objective)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if not callable(kernel):
+        raise TypeError(f"kernel must be a kernels.Kernel or a callable k(x, y), got {kernel!r}")
+    dim = _check_dim(dim)
+    lam = _check_scalar("lam", lam)
+    beta = _check_scalar("beta", beta)
+    if rcond is not None:
+        rcond = _check_scalar("rcond", rcond)
+    X = _check_x(X)
+    if dtype is not None:
+        X = X.astype(dtype)
+    N = X.shape[0]
+    if objective == "barlow":
+        if pairs is None:
+            raise ValueError("barlow needs pairs=(v1, v2), the index arrays of paired views "
+                             "(see graphs.pairs_from_groups)")
+        pairs = _check_pairs(pairs, N)
+        A_checked = None
+    else:
+        if A is None:
+            raise ValueError(f"{objective} needs the relationship matrix A, e.g. graphs.from_groups(groups)")
+        A_checked = _graphs.check_adjacency(A, N).astype(X.dtype)
+    if dim > N:
+        raise ValueError(f"dim must be at most the number of views N = {N}, got {dim}")
+    K = _kernels.gram(kernel, X, block_size=block_size)
+    if not bool(jnp.all(jnp.isfinite(K))):
+        raise ValueError("the Gram matrix of X under kernel has NaN or Inf: check the kernel parameters")
+    if rcond is None:
+        rcond = N * float(jnp.finfo(K.dtype).eps)
+    eig = decompose(K, rcond)
+    rank = int(eig.rank)
+    if dim > rank:
+        raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
+                         f"the largest feasible dim is {rank}")
+    coef, w, eig, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs, rcond=rcond,
+                                    method=method, eig=eig)
+    if objective == "barlow":
+        tol = rcond * float(jnp.max(jnp.abs(w)))
+        feasible = int(jnp.sum(w > tol))
+        if feasible < dim:
+            raise ValueError(f"barlow: only {feasible} directions have positive cross-view correlation, so "
+                             f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
+    kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A_checked, beta=beta)
+    loss_value = _objectives.loss_from_coef(objective, coef, K, lam=lam, **kw)
+    return Solution(coef=coef, train_x=X, kernel=kernel, eigenvalues=w, loss=loss_value, gram_eigenvalues=eig.s,
+                    loss_history=jnp.zeros((0,), X.dtype), objective=objective, dim=dim, lam=lam, beta=beta,
+                    method=used)
