@@ -1,0 +1,47 @@
+"""Pins the public surface of kernel_ssl_jax: names users import must not vanish silently."""
+
+import numpy as np
+
+import kernel_ssl_jax as kssl
+
+PUBLIC = {
+    "KernelSSL", "Kernel", "OBJECTIVES", "Solution", "features", "graphs", "gram", "induced_kernel", "kernels",
+    "median_bandwidth", "objectives", "solve", "spectral",
+}
+
+
+def test_public_names():
+    assert PUBLIC <= set(kssl.__all__)
+    for name in kssl.__all__:
+        assert hasattr(kssl, name), name
+
+
+def test_kernel_constructors():
+    for name in ("linear", "polynomial", "rbf", "laplacian", "nngp", "ntk", "gram", "median_bandwidth", "by_name"):
+        assert callable(getattr(kssl.kernels, name)), name
+    for name in ("from_groups", "knn", "from_weights", "normalize", "laplacian", "pairs_from_groups"):
+        assert callable(getattr(kssl.graphs, name)), name
+    assert set(kssl.OBJECTIVES) == {"contrastive", "vicreg", "vicreg_hard", "barlow"}
+
+
+def test_issue_example_runs():
+    # The exact usage shown in the README.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    groups = np.repeat(np.arange(20), 2)
+    X_test = rng.normal(size=(7, 5))
+    k = kssl.kernels.rbf(bandwidth=2.0)
+    K = kssl.gram(k, X)
+    assert K.shape == (40, 40) and kssl.gram(k, X, X_test).shape == (40, 7)
+    A = kssl.graphs.from_groups(groups)
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=8, lam=1.0)
+    assert sol.features(X_test).shape == (7, 8)
+    assert sol.induced_kernel(X_test, X_test).shape == (7, 7)
+    assert np.isfinite(float(sol.loss))
+    est = kssl.KernelSSL(objective="vicreg", kernel=k, dim=8, lam=1.0).fit(X, groups)
+    assert est.transform(X_test).shape == (7, 8)
+    assert est.coef_.shape == (8, 40)
+    sol_b = kssl.solve("barlow", X, kernel=k, dim=4, pairs=kssl.graphs.pairs_from_groups(groups))
+    assert sol_b.features(X_test).shape == (7, 4)
+    direct = kssl.objectives.loss("contrastive", sol.representations, A=A, reg=1.0 * sol.coef @ K @ sol.coef.T)
+    assert abs(float(direct) - float(sol.loss)) < 1e-8 * max(1.0, abs(float(direct)))
