@@ -45,3 +45,16 @@ def test_issue_example_runs():
     assert sol_b.features(X_test).shape == (7, 4)
     direct = kssl.objectives.loss("contrastive", sol.representations, A=A, reg=1.0 * sol.coef @ K @ sol.coef.T)
     assert abs(float(direct) - float(sol.loss)) < 1e-8 * max(1.0, abs(float(direct)))
+
+
+def test_readme_quick_start_runs():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md quick start", "exec"), namespace)
+    assert namespace["F"].shape == (300, 32)
+    assert namespace["K_star"].shape == (10, 10)
