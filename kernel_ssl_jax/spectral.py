@@ -8,7 +8,8 @@ of the target written in those coordinates. Nothing forms `F`, `S^{+1/2}` or `K^
 
 When `A` is a view-clique graph (`A = E E^T`, the default), the contrastive target `F A F = (F E)(F E)^T` has rank at
 most n (the number of sources), and its eigenpairs come from the `(n, n)` matrix `(F E)^T (F E)`: that is the
-"structured" method, exact and cheaper than the dense one.
+"structured" method, exact and cheaper than the dense one. For `lam > 0`, `solve` computes that matrix as
+`E^T K (K + lam I)^-1 E` from one Cholesky factorisation, with no eigendecomposition of K at all.
 
 Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
 broken by the eigenvector order LAPACK returns, which is deterministic for a given input and backend, and each
@@ -267,6 +268,25 @@ def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_s
     return (Y * g[None, :]) @ U.T, w[:dim]
 
 
+@functools.partial(jax.jit, static_argnames=("dim", "n_sources"))
+def _solve_clique_cholesky(K, groups, lam, dim, n_sources):
+    """Contrastive with a view-clique `A = E E^T` and `lam > 0`, without an eigendecomposition of K.
+
+    The target's nonzero eigenpairs come from `H = E^T F^2 E = E^T K (K + lam I)^-1 E = E^T E - lam E^T Y` with
+    `Y = (K + lam I)^-1 E` (one Cholesky factorisation), and `C = W_M^T Y^T` since `F S^{+1/2} = (K + lam I)^-1`
+    on range(K). Directions of K below `rcond` are not dropped but enter with weight `s / (s + lam)`, a difference
+    of order `rcond * max(s) / lam` from the dense path.
+    """
+    N = K.shape[0]
+    E = jax.nn.one_hot(groups, n_sources, dtype=K.dtype)
+    factor = jax.scipy.linalg.cho_factor(K + lam * jnp.eye(N, dtype=K.dtype), lower=True)
+    Y = jax.scipy.linalg.cho_solve(factor, E)
+    H = E.T @ E - lam * (E.T @ Y)
+    mu, W = _top(H, min(dim, n_sources))
+    C, mu = _pad_rows(W.T @ Y.T, mu, dim)
+    return C, mu
+
+
 def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
                pairs=None, rcond: float | None = None, method: str = "auto", eig: GramEigh | None = None):
     """Closed form from a precomputed Gram `K` of the training views. Returns `(coef, eigenvalues, eig, method)`.
@@ -367,13 +387,22 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         raise ValueError("the Gram matrix of X under kernel has NaN or Inf: check the kernel parameters")
     if rcond is None:
         rcond = N * float(jnp.finfo(K.dtype).eps)
-    eig = decompose(K, rcond)
-    rank = int(eig.rank)
-    if dim > rank:
-        raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
-                         f"the largest feasible dim is {rank}")
-    coef, w, eig, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs, rcond=rcond,
-                                    method=method, eig=eig)
+    groups = None
+    if objective == "contrastive" and method in ("auto", "structured") and lam > 0:
+        groups = _graphs.clique_groups(A_checked)
+    if groups is not None:
+        # Every dim <= N is feasible here: directions beyond the target's rank (n sources) are zero rows.
+        coef, w = _solve_clique_cholesky(K, jnp.asarray(groups), lam, dim, int(groups.max()) + 1)
+        gram_eigenvalues, used = jnp.zeros((0,), K.dtype), "structured"
+    else:
+        eig = decompose(K, rcond)
+        rank = int(eig.rank)
+        if dim > rank:
+            raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
+                             f"the largest feasible dim is {rank}")
+        coef, w, eig, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs,
+                                        rcond=rcond, method=method, eig=eig)
+        gram_eigenvalues = eig.s
     if objective == "barlow":
         tol = rcond * float(jnp.max(jnp.abs(w)))
         feasible = int(jnp.sum(w > tol))
@@ -382,6 +411,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
                              f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
     kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A_checked, beta=beta)
     loss_value = _objectives.loss_from_coef(objective, coef, K, lam=lam, **kw)
-    return Solution(coef=coef, train_x=X, kernel=kernel, eigenvalues=w, loss=loss_value, gram_eigenvalues=eig.s,
+    return Solution(coef=coef, train_x=X, kernel=kernel, eigenvalues=w, loss=loss_value,
+                    gram_eigenvalues=gram_eigenvalues,
                     loss_history=jnp.zeros((0,), X.dtype), objective=objective, dim=dim, lam=lam, beta=beta,
                     method=used)

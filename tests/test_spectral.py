@@ -225,7 +225,7 @@ def test_continuous_in_lam(objective):
 
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 @pytest.mark.parametrize("a", [2, 3])
-@pytest.mark.parametrize("M", [3, 12])
+@pytest.mark.parametrize("M", [3, 10, 12])
 def test_structured_equals_dense(lam, a, M):
     X, A, _, k = problem("contrastive", n=10, a=a)
     sd = kssl.solve("contrastive", X, A, kernel=k, dim=M, lam=lam, method="dense")
@@ -435,7 +435,8 @@ def test_bad_input_barlow_and_rank():
     # Two pairs only: S12 has at most 2 positive directions, so dim = 3 is infeasible and the message says 2 is.
     with pytest.raises(ValueError, match="largest feasible dim is [12]"):
         kssl.solve("barlow", X, kernel=k, dim=3, pairs=(np.array([0, 2]), np.array([1, 3])))
-    with pytest.raises(ValueError, match="largest feasible dim is 2"):
-        kssl.solve("contrastive", np.repeat(X[:2], 8, axis=0), A, kernel=k, dim=3)
+    for lam, method in ((0.0, "auto"), (0.1, "dense")):  # the structured Cholesky path (lam > 0) needs no rank
+        with pytest.raises(ValueError, match="largest feasible dim is 2"):
+            kssl.solve("contrastive", np.repeat(X[:2], 8, axis=0), A, kernel=k, dim=3, lam=lam, method=method)
     with pytest.raises(ValueError, match="method='structured' needs A to be a view-clique graph"):
         kssl.solve("contrastive", X, weighted_graph(len(X)), kernel=k, dim=2, method="structured")
