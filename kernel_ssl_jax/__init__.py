@@ -14,7 +14,7 @@ import jax as _jax
 if _os.environ.get("KSSL_ENABLE_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
-from kernel_ssl_jax import graphs, kernels, objectives, spectral  # noqa: E402
+from kernel_ssl_jax import augment, data, evaluate, graphs, kernels, objectives, spectral  # noqa: E402
 from kernel_ssl_jax.estimator import KernelSSL  # noqa: E402
 from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth  # noqa: E402
 from kernel_ssl_jax.objectives import OBJECTIVES  # noqa: E402
@@ -26,6 +26,9 @@ __all__ = [
     "KernelSSL",
     "Kernel",
     "OBJECTIVES",
+    "augment",
+    "data",
+    "evaluate",
     "Solution",
     "features",
     "graphs",

@@ -6,7 +6,7 @@ import kernel_ssl_jax as kssl
 
 PUBLIC = {
     "KernelSSL", "Kernel", "OBJECTIVES", "Solution", "features", "graphs", "gram", "induced_kernel", "kernels",
-    "median_bandwidth", "objectives", "solve", "spectral",
+    "median_bandwidth", "objectives", "solve", "spectral", "augment", "data", "evaluate",
 }
 
 
@@ -21,6 +21,12 @@ def test_kernel_constructors():
         assert callable(getattr(kssl.kernels, name)), name
     for name in ("from_groups", "knn", "from_weights", "normalize", "laplacian", "pairs_from_groups"):
         assert callable(getattr(kssl.graphs, name)), name
+    for name in ("make_views", "from_config", "compose", "affine", "gaussian_noise", "feature_mask"):
+        assert callable(getattr(kssl.augment, name)), name
+    for name in ("load", "digits", "mnist1d", "mnist", "from_file"):
+        assert callable(getattr(kssl.data, name)), name
+    for name in ("ridge_probe", "logistic_probe", "kernel_ridge_classify", "knn_cosine", "accuracy_vs_labels"):
+        assert callable(getattr(kssl.evaluate, name)), name
     assert set(kssl.OBJECTIVES) == {"contrastive", "vicreg", "vicreg_hard", "barlow"}
 
 
