@@ -251,18 +251,17 @@ def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_s
         ginv = jnp.where(s > 0, 1.0 / jnp.where(s > 0, r, 1.0), 0.0)
         C_u = (Qv.T / jnp.sqrt(jnp.where(ell > 0, ell, 1.0))[:, None]) * ginv[None, :]
         return jnp.where((ell > 0)[:, None], C_u, 0.0) @ U.T, ell
-    UtAU = U.T @ A @ U
     if objective == "contrastive":
-        mu, V = _top(f[:, None] * UtAU * f[None, :], dim)
+        mu, V = _top(f[:, None] * (U.T @ A @ U) * f[None, :], dim)
         return (jnp.sqrt(mu)[:, None] * V.T * g[None, :]) @ U.T, mu
-    UtLU = U.T @ (jnp.sum(A, axis=1)[:, None] * U) - UtAU
-    FLF = f[:, None] * UtLU * f[None, :]
+    degrees = jnp.sum(A, axis=1)
+    FLF = f[:, None] * (U.T @ (jnp.diag(degrees) - A) @ U) * f[None, :]
     if objective == "vicreg":
         mu, V = _top(jnp.diag(kept) - 0.5 * beta * FLF, dim)
         return (jnp.sqrt(mu)[:, None] * V.T * g[None, :]) @ U.T, mu
     # vicreg_hard: the smallest eigenvectors of F L F within range(K). Directions outside the range are lifted
     # above the spectrum of F L F (whose norm is at most ||L|| <= 2 max degree) so they are never chosen.
-    lift = 2.0 * jnp.max(jnp.sum(A, axis=1)) + 1.0
+    lift = 2.0 * jnp.max(degrees) + 1.0
     w, V = jnp.linalg.eigh(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)))
     Y = _fix_signs(V[:, :dim]).T
     return (Y * g[None, :]) @ U.T, w[:dim]
