@@ -109,9 +109,14 @@ def knn(X, k: int, *, mutual: bool = False, self_loops: bool = False, block_size
     X = jnp.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not jnp.issubdtype(X.dtype, jnp.floating):
+        # Integer data (e.g. uint8 pixels) would overflow in the squared distances: use the default float dtype.
+        X = X.astype(jnp.result_type(float))
     if not bool(jnp.all(jnp.isfinite(X))):
         raise ValueError("X contains NaN or Inf")
     n = X.shape[0]
+    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n - 1:
         raise ValueError(f"k must be an integer in [1, {n - 1}] for {n} points, got {k!r}")
     rows = []

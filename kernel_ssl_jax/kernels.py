@@ -79,8 +79,11 @@ def _relu_network(xy, xx, yy, d, *, depth, w_var, b_var):
         safe_norm = jnp.where(norm > 0, norm, 1.0)
         c = jnp.clip(jnp.where(norm > 0, sxy / safe_norm, 1.0), -1.0, 1.0)
         t = jnp.arccos(c)
-        sxy = w_var * norm * (jnp.sin(t) + (jnp.pi - t) * c) / (2.0 * jnp.pi) + b_var
-        theta = theta * (w_var * (jnp.pi - t) / (2.0 * jnp.pi)) + sxy
+        # Both factors are written as (expression in t) / pi, which is exactly 1 at t = 0: on the diagonal the
+        # update then rounds exactly like the one of sxx below, so c stays exactly 1 there at every layer. (Written
+        # as w_var * ... / (2 pi), sxy drifts from sxx by an ulp, and arccos(1 - ulp) ~ 1e-8 enters the NTK.)
+        sxy = w_var * norm * ((jnp.sin(t) + (jnp.pi - t) * c) / jnp.pi) / 2.0 + b_var
+        theta = theta * (w_var * ((jnp.pi - t) / jnp.pi) / 2.0) + sxy
         # On the diagonal t = 0, so the recursion reduces to a halving of the variance.
         sxx = w_var * sxx / 2.0 + b_var
         syy = w_var * syy / 2.0 + b_var
@@ -315,8 +318,11 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
         raise ValueError(f"X and Y must have the same number of features, got {X.shape[1]} and {Y.shape[1]}")
     if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-    if X.dtype != Y.dtype:
-        dtype = jnp.result_type(X.dtype, Y.dtype)
+    dtype = jnp.result_type(X.dtype, Y.dtype)
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        # Integer data (e.g. uint8 pixels) would overflow in x . y: compute in the default float dtype instead.
+        dtype = jnp.result_type(float)
+    if X.dtype != dtype or Y.dtype != dtype:
         X, Y = X.astype(dtype), Y.astype(dtype)
     if isinstance(kernel, Kernel):
         block_fn = functools.partial(_dot_gram, kernel)
@@ -352,7 +358,9 @@ def median_bandwidth(X, *, max_points: int = 1000, seed: int = 0) -> float:
     sq = np.sum(X * X, axis=1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * X @ X.T, 0.0)
     iu = np.triu_indices(X.shape[0], k=1)
-    med = float(np.sqrt(np.median(d2[iu])))
+    # The median of the distances, not the square root of the median squared distance: they differ when the number
+    # of pairs is even (the median then averages the two middle values).
+    med = float(np.median(np.sqrt(d2[iu])))
     if med <= 0:
         raise ValueError("X: the median distance between points is 0; cannot set a bandwidth")
     return med
