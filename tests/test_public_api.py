@@ -7,6 +7,7 @@ import kernel_ssl_jax as kssl
 PUBLIC = {
     "KernelSSL", "Kernel", "OBJECTIVES", "Solution", "features", "graphs", "gram", "induced_kernel", "kernels",
     "median_bandwidth", "objectives", "solve", "spectral", "augment", "data", "evaluate",
+    "gradient", "train",
 }
 
 
