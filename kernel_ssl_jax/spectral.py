@@ -11,6 +11,12 @@ most n (the number of sources), and its eigenpairs come from the `(n, n)` matrix
 "structured" method, exact and cheaper than the dense one. For `lam > 0`, `solve` computes that matrix as
 `E^T K (K + lam I)^-1 E` from one Cholesky factorisation, with no eigendecomposition of K at all.
 
+The representer form. For `contrastive` (any `lam`), `barlow` and `lam = 0`, the optimum over all of `H` has the
+form `W = C Phi^*` (SPEC.md §1). For `vicreg` and `vicreg_hard` with `lam > 0` it does not: the ridge sits inside
+`Q`, so a map that vanishes on every training view adds variance for free (`Z = 0`, `lam W W^* = I` gives loss 0).
+Their closed forms here are the optima over the span of the training views, `W = C Phi^*`, which is the meaningful
+problem (`tests/test_spectral.py::test_vicreg_ridge_optimum_is_over_the_span_of_the_views` shows the collapse).
+
 Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
 broken by the eigenvector order LAPACK returns, which is deterministic for a given input and backend, and each
 eigenvector's sign is fixed so that its largest entry is positive. Losses, induced kernels on the span, and

@@ -440,3 +440,26 @@ def test_bad_input_barlow_and_rank():
             kssl.solve("contrastive", np.repeat(X[:2], 8, axis=0), A, kernel=k, dim=3, lam=lam, method=method)
     with pytest.raises(ValueError, match="method='structured' needs A to be a view-clique graph"):
         kssl.solve("contrastive", X, weighted_graph(len(X)), kernel=k, dim=2, method="structured")
+
+
+@pytest.mark.parametrize("objective", ["vicreg", "vicreg_hard"])
+def test_vicreg_ridge_optimum_is_over_the_span_of_the_views(objective):
+    # SPEC §1 claims the representer form for any objective with a ridge; for vicreg/vicreg_hard the ridge sits inside
+    # Q, so a map W that vanishes on every training view adds variance for free: Z = 0 and lam W W^T = I give loss 0.
+    # The closed form is the optimum over W = C Phi^* (the span of the views), which is what the library computes.
+    rng = np.random.default_rng(0)
+    d, N, M, lam = 8, 4, 2, 0.5
+    X = rng.normal(size=(N, d))
+    A = weighted_graph(N, seed=3)
+    sol = kssl.solve(objective, X, A, kernel=kernels.linear(), dim=M, lam=lam, beta=1.0)
+    null = scipy.linalg.null_space(X)  # (d, d - N): directions orthogonal to every view
+    W = null[:, :M].T / np.sqrt(lam)
+    Z = W @ X.T
+    np.testing.assert_allclose(Z, 0.0, atol=1e-12)
+    outside = float(objectives.loss(objective, Z, A=A, beta=1.0, reg=lam * W @ W.T))
+    assert outside == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(lam * W @ W.T, np.eye(M), atol=1e-12)  # feasible for vicreg_hard too
+    if objective == "vicreg":
+        assert float(sol.loss) > 1e-3  # the span-restricted optimum is strictly worse than the collapse
+    else:
+        assert float(sol.loss) > outside - 1e-12
