@@ -40,7 +40,8 @@ Design choices (ours, not forced by the math):
 - **Mini-batches** of `b` out of `n` sources scale `Z` by `sqrt(n / b)`, so the batch sums in `Z Z^T`,
   `tr(Z A Z^T)` and `Z1 Z2^T` estimate the full-batch ones (exactly for `A` supported within sources) and `lam`
   keeps its meaning; with `b = n` the loss is exactly the full objective.
-- **Feature-map solutions in representer form.** A `Solution` is `f(x) = coef k(train_x, x)`:
+- **Feature-map solutions in representer form** (`featuremaps`, where `FeatureMap` lives). A `Solution` is
+  `f(x) = coef k(train_x, x)`:
   Nystrom: `psi(x) = diag(s^-1/2) U^T k(Lm, x)` (eigenpairs of `K_mm` above `rcond`), so `train_x = Lm`, the base
   kernel, `coef = W diag(s^-1/2) U^T`, exact. Identity (linear kernel): `train_x = I_d`, `kernel = kernels.linear()`,
   `coef = W`, exact. Random Fourier features `psi(x) = [cos(Omega x), sin(Omega x)] / sqrt(D/2)` are not in the
@@ -58,7 +59,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,7 @@ import optax
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
+from kernel_ssl_jax.featuremaps import FEATURE_MAPS, FeatureMap, feature_map, hartley
 from kernel_ssl_jax.spectral import DEFAULT_LAM, Solution, _check_dim, _check_pairs, _check_scalar, _check_x
 
 Array = jax.Array
@@ -75,7 +77,6 @@ Array = jax.Array
 DEFAULT_LEARNING_RATE = 1e-2
 PARAMETERISATIONS = ("representer", "features")
 PRECONDITIONERS = (None, "rkhs", "whiten")
-FEATURE_MAPS = ("auto", "identity", "rff", "nystrom")
 
 __all__ = [
     "train",
@@ -91,180 +92,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Explicit feature maps
-
-
-def hartley(x: Array, t: Array) -> Array:
-    """The Hartley kernel `cas(t . x) = cos(t . x) + sin(t . x)` between an input `x` and a frequency `t`.
-
-    The random-Fourier-feature model `a cos(omega x) + b sin(omega x)` is exactly `((a + b) cas(omega x) +
-    (a - b) cas(-omega x)) / 2`: this is the kernel of the `Solution`s that `train(..., param="features")` returns
-    for random Fourier features, with the frequencies `+-omega` as `train_x`.
-    """
-    z = jnp.dot(x, t)
-    return jnp.cos(z) + jnp.sin(z)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class FeatureMap:
-    """An explicit finite feature map `psi: R^d -> R^D` approximating (or equal to) a kernel: `psi(x) . psi(y) ~ k`.
-
-    Built by `feature_map`. Hashable by identity, so its `kernel` method can be used as a callable kernel
-    (`kssl.solve(..., kernel=fmap.kernel)` solves the closed form that the features path converges to).
-
-    Attributes:
-      kind: `"identity"`, `"rff"` or `"nystrom"`.
-      dim: D, the number of features.
-      freqs: `(D/2, d)` random frequencies (`rff`), else None.
-      landmarks: `(m, d)` landmark points (`nystrom`), else None.
-      proj: `(D, m)` matrix `diag(s^-1/2) U^T` from `K_mm = U diag(s) U^T` (`nystrom`), else None.
-      base: the base kernel (`nystrom`), else None.
-    """
-
-    kind: str
-    dim: int
-    freqs: Array | None = None
-    landmarks: Array | None = None
-    proj: Array | None = None
-    base: Any = None
-
-    def __call__(self, x: Array) -> Array:
-        """`psi(x)`, shape `(D,)`, for ONE example `x` of shape `(d,)` (batch it with `jax.vmap`)."""
-        if self.kind == "identity":
-            return x
-        if self.kind == "rff":
-            z = self.freqs @ x
-            return jnp.concatenate([jnp.cos(z), jnp.sin(z)]) / math.sqrt(self.freqs.shape[0])
-        k_lx = jax.vmap(lambda lm: self.base(lm, x))(self.landmarks)
-        return self.proj @ k_lx
-
-    def batch(self, X: Array) -> Array:
-        """`psi` of each row of `X`: `(n, D)` (jit-compiled)."""
-        return _psi_batch(self, jnp.asarray(X))
-
-    def kernel(self, x: Array, y: Array) -> Array:
-        """The PSD kernel `psi(x) . psi(y)` that training on these features fits."""
-        return jnp.dot(self(x), self(y))
-
-    def representer(self, W: Array) -> tuple[Array, Any, Array]:
-        """`(train_x, kernel, coef)` with `coef @ gram(kernel, train_x, x) == W @ psi(x)` exactly (module doc)."""
-        if self.kind == "identity":
-            d = W.shape[1]
-            return jnp.eye(d, dtype=W.dtype), _kernels.linear(), W
-        if self.kind == "rff":
-            half = self.freqs.shape[0]
-            Wc, Ws = W[:, :half], W[:, half:]
-            coef = jnp.concatenate([Wc + Ws, Wc - Ws], axis=1) / (2.0 * math.sqrt(half))
-            return jnp.concatenate([self.freqs, -self.freqs], axis=0), hartley, coef
-        return self.landmarks, self.base, W @ self.proj
-
-
-def _flatten_fmap(fm: FeatureMap):
-    # A Kernel base is a pytree (its bandwidth a leaf); any other callable is static (hashed by identity).
-    dynamic = fm.base is None or isinstance(fm.base, _kernels.Kernel)
-    children = (fm.freqs, fm.landmarks, fm.proj, fm.base if dynamic else None)
-    return children, (fm.kind, fm.dim, None if dynamic else fm.base)
-
-
-def _unflatten_fmap(aux, children):
-    kind, dim, static_base = aux
-    freqs, landmarks, proj, base = children
-    return FeatureMap(kind, dim, freqs, landmarks, proj, base if static_base is None else static_base)
-
-
-jax.tree_util.register_pytree_node(FeatureMap, _flatten_fmap, _unflatten_fmap)
-
-
-@jax.jit
-def _psi_batch(fm: FeatureMap, X: Array) -> Array:
-    return jax.vmap(fm)(X)
-
-
-def feature_map(kernel, kind: str = "auto", *, n_features: int | None = None, key=None, points=None,
-                rcond: float | None = None) -> FeatureMap:
-    """Builds explicit features for `kernel` (SPEC.md §5).
-
-    - `"identity"`: `psi(x) = x`, the exact features of `kernels.linear()` (D = d).
-    - `"rff"`: random Fourier features `[cos(Omega x), sin(Omega x)] / sqrt(D/2)` with `D/2` frequencies, Gaussian
-      `N(0, I / bandwidth^2)` for `rbf`, Cauchy with scale `1 / bandwidth` (per coordinate, i.e. a multivariate
-      Cauchy, the spectral measure of `exp(-||x - y|| / bandwidth)`) for `laplacian`. `E psi(x) . psi(y) = k(x, y)`.
-    - `"nystrom"`: `psi(x) = diag(s^-1/2) U^T k(Lm, x)` on `n_features` landmarks drawn uniformly from `points`,
-      where `k(Lm, Lm) = U diag(s) U^T` (eigenvalues at or below `rcond * max` dropped, so D <= n_features).
-      Any kernel; `psi(x) . psi(y) = k(x, y)` whenever `x` or `y` is a landmark.
-    - `"auto"`: identity for a linear `Kernel`, rff for rbf / laplacian, nystrom otherwise.
-
-    Args:
-      kernel: the base kernel (a `kernels.Kernel`; `nystrom` also takes any callable `k(x, y)`).
-      kind: one of `FEATURE_MAPS`.
-      n_features: D for `rff` (even, default 512), the number of landmarks for `nystrom` (default: all of
-        `points`, at most 512); unused by `identity`.
-      key: PRNG key (frequencies, landmark choice).
-      points: `(n, d)` points; `nystrom` draws its landmarks from them, the others only read `d` from them.
-      rcond: relative cut-off for the eigenvalues of `K_mm` (default `m * eps`).
-
-    Returns:
-      A `FeatureMap`.
-
-    Raises:
-      ValueError: unknown `kind`, `rff` for a kernel without a known spectral measure, odd or missing `n_features`,
-        `identity` for a non-linear kernel, or no `points`.
-
-    Example:
-      >>> X = jax.random.normal(jax.random.key(0), (10, 3))
-      >>> fm = feature_map(_kernels.rbf(1.0), "rff", n_features=64, key=jax.random.key(1), points=X)
-      >>> fm.batch(X).shape
-      (10, 64)
-    """
-    if kind not in FEATURE_MAPS:
-        raise ValueError(f"feature_map must be one of {list(FEATURE_MAPS)}, got {kind!r}")
-    if points is None:
-        raise ValueError("feature_map needs points=(n, d) array (the views or sources)")
-    points = jnp.asarray(points)
-    d = points.shape[1]
-    name = kernel.name if isinstance(kernel, _kernels.Kernel) else None
-    if kind == "auto":
-        kind = {"linear": "identity", "rbf": "rff", "laplacian": "rff"}.get(name, "nystrom")
-    if kind == "identity":
-        if name != "linear":
-            raise ValueError(f"feature_map='identity' gives the features of the linear kernel only, got {kernel!r}")
-        return FeatureMap("identity", d)
-    if key is None:
-        raise ValueError(f"feature_map={kind!r} needs a PRNG key")
-    if kind == "rff":
-        if name not in ("rbf", "laplacian"):
-            raise ValueError(f"random Fourier features need an rbf or laplacian Kernel, got {kernel!r}; "
-                             "use feature_map='nystrom' for other kernels")
-        n_features = 512 if n_features is None else n_features
-        if (not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 2
-                or n_features % 2):
-            raise ValueError(f"rff needs an even n_features >= 2 (cos and sin of n_features / 2 frequencies), "
-                             f"got {n_features!r}")
-        bw = kernel.params["bandwidth"]
-        shape = (n_features // 2, d)
-        if name == "rbf":
-            freqs = jax.random.normal(key, shape, points.dtype) / bw
-        else:
-            # Multivariate Cauchy (the Fourier transform of exp(-||r||)): a Gaussian over a chi_1 scale mixture.
-            kg, kc = jax.random.split(key)
-            g = jax.random.normal(kg, shape, points.dtype)
-            scale = jnp.abs(jax.random.normal(kc, (shape[0], 1), points.dtype))
-            freqs = g / (scale * bw)
-        return FeatureMap("rff", n_features, freqs=freqs)
-    n = points.shape[0]
-    m = min(n, 512) if n_features is None else n_features
-    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 1 <= m <= n:
-        raise ValueError(f"nystrom needs 1 <= n_features <= {n} (landmarks drawn from the points), got {n_features!r}")
-    idx = jnp.sort(jax.random.choice(key, n, (m,), replace=False))
-    landmarks = points[idx]
-    Kmm = _kernels.gram(kernel, landmarks)
-    s, U = jnp.linalg.eigh(0.5 * (Kmm + Kmm.T))
-    if rcond is None:
-        rcond = m * float(jnp.finfo(Kmm.dtype).eps)
-    keep = np.asarray(s > rcond * jnp.max(s))
-    s, U = s[keep], U[:, keep]
-    proj = (U / jnp.sqrt(s)[None, :]).T
-    return FeatureMap("nystrom", int(s.shape[0]), landmarks=landmarks, proj=proj, base=kernel)
-
+# Explicit feature maps (moved to `featuremaps`; re-exported here for compatibility)
 
 _build_feature_map = feature_map  # `train` has an argument of the same name
 

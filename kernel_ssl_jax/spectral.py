@@ -43,7 +43,17 @@ Array = jax.Array
 DEFAULT_LAM = 0.1
 METHODS = ("auto", "dense", "structured")
 
-__all__ = ["Solution", "GramEigh", "solve", "solve_gram", "decompose", "features", "induced_kernel", "DEFAULT_LAM"]
+__all__ = [
+    "DEFAULT_LAM",
+    "GramEigh",
+    "Solution",
+    "decompose",
+    "features",
+    "induced_kernel",
+    "solve",
+    "solve_gram",
+    "truncate",
+]
 
 
 class GramEigh(NamedTuple):
@@ -203,6 +213,19 @@ def decompose(K: Array, rcond) -> GramEigh:
     s, U = jnp.linalg.eigh(0.5 * (K + K.T))
     keep = s > rcond * jnp.max(s)
     return GramEigh(jnp.where(keep, s, 0.0), U, jnp.sum(keep))
+
+
+def truncate(eig: GramEigh, rcond: float) -> GramEigh:
+    """Keeps the eigenpairs of `eig` above `rcond` times the largest eigenvalue, as an `(N, r)` basis.
+
+    Every solver accepts the compact form and gives the same solution as the full decomposition at this `rcond` (the
+    dropped directions carry zero weight in every closed form), with targets of size `r x r` instead of `N x N`. A
+    study can decompose once with `rcond = 0` and truncate at several cut-offs. Runs on the host (the rank sets
+    a shape).
+    """
+    s = np.asarray(eig.s)
+    idx = np.flatnonzero(s > rcond * s.max())
+    return GramEigh(eig.s[idx], eig.U[:, idx], jnp.asarray(idx.size))
 
 
 def _fix_signs(V: Array) -> Array:
@@ -405,8 +428,9 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         if dim > rank:
             raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
                              f"the largest feasible dim is {rank}")
-        coef, w, eig, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs,
-                                        rcond=rcond, method=method, eig=eig)
+        # The targets only live on range(K): solve them in the kept eigenbasis, r x r instead of N x N.
+        coef, w, _, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs,
+                                      rcond=rcond, method=method, eig=truncate(eig, rcond) if rank < N else eig)
         gram_eigenvalues = eig.s
     if objective == "barlow":
         tol = rcond * float(jnp.max(jnp.abs(w)))

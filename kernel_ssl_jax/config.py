@@ -1,0 +1,497 @@
+"""The configuration of an experiment: schema, built-in defaults, TOML loading, `--set` overrides and validation.
+
+A configuration is a plain nested dict `{section: {key: value}}` of TOML values (strings, integers, floats, booleans
+and arrays), so it round-trips through TOML and JSON unchanged. The schema below is the single source of truth:
+its defaults ARE the default configuration (`configs/default.toml` at the top of the repository holds the same
+content, with comments; a test keeps the two equal), and every key a file or an override may set is listed in it.
+
+Sections:
+  [data]    which data set and how it is split (`data.load`);
+  [views]   augmented views of the unlabelled training samples (`augment.make_views`, `augment.from_config`);
+  [graph]   the relationship graph: view cliques, plus an optional k-NN graph over the views (`graphs`);
+  [kernel]  the base kernel (`kernels.by_name`); `bandwidth = "median"` uses the median distance between views;
+  [ssl]     the objectives and their shared hyper-parameters (`spectral.solve_gram`);
+  [eval]    the few-label protocol (`evaluate`);
+  [output]  where run folders go.
+
+Errors are `ConfigError` (a `ValueError`) with a one-line message that names the key, e.g.
+`unknown key 'ssl.dimm'; valid keys in [ssl]: beta, dim, lam, objectives, rcond` or
+`ssl.dim must be an integer, got the string 'ten'`.
+
+Example:
+  >>> cfg = load_config(overrides=["ssl.dim=20", "eval.n_draws=3"])
+  >>> cfg["ssl"]["dim"], cfg["kernel"]["bandwidth"]
+  (20, 'median')
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import numbers
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from kernel_ssl_jax import data as _data
+from kernel_ssl_jax import kernels as _kernels
+from kernel_ssl_jax import objectives as _objectives
+
+__all__ = [
+    "ConfigError",
+    "Option",
+    "SCHEMA",
+    "defaults",
+    "dumps",
+    "load_config",
+    "parse_override",
+    "validate",
+    "describe",
+]
+
+FEATURE_PROBES = ("knn", "ridge", "logistic", "kernel_ridge")
+"""Probes of the learnt representation: cosine k-NN, ridge and logistic on `f(x)`, kernel ridge with `k*`."""
+
+DATA_NEEDS_PATH = {"mnist": "the directory holding the MNIST IDX files or mnist.npz", "file": "the .npz or .csv file"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is one line and names the offending key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One configuration key.
+
+    Attributes:
+      kind: the value type: "int", "float", "str", "bool", or a composite handled by `check`.
+      default: the built-in default (also the content of `configs/default.toml`).
+      help: one line for `kssl run --help`.
+      check: optional `check(value) -> value` that normalises a value of the right type or raises `ConfigError`
+        with a message that does not repeat the key (the caller prefixes it).
+    """
+
+    kind: str
+    default: Any
+    help: str
+    check: Callable[[Any], Any] | None = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Value checks (the type is checked first, by `_coerce`)
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, numbers.Integral):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, list):
+        return f"the array {json.dumps(value, default=str)}"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _at_least(low: float, strict: bool = False) -> Callable[[Any], Any]:
+    def check(v):
+        if not math.isfinite(v) or v < low or (strict and v == low):
+            raise ConfigError(f"must be a finite number {'>' if strict else '>='} {low:g}, got {v!r}")
+        return v
+
+    return check
+
+
+def _probability(v):
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(f"must be a probability in [0, 1], got {v!r}")
+    return v
+
+
+def _choice(choices: Iterable[str]) -> Callable[[str], str]:
+    choices = tuple(choices)
+
+    def check(v):
+        if v not in choices:
+            raise ConfigError(f"must be one of {', '.join(choices)}; got {v!r}")
+        return v
+
+    return check
+
+
+def _subset(choices: Iterable[str], what: str) -> Callable[[list], list]:
+    choices = tuple(choices)
+
+    def check(v):
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"must be an array of {what} names, got {_describe_value(v)}")
+        if not v:
+            raise ConfigError(f"must name at least one {what}")
+        for x in v:
+            if x not in choices:
+                raise ConfigError(f"has unknown {what} {x!r}; valid: {', '.join(choices)}")
+        if len(set(v)) != len(v):
+            raise ConfigError(f"names a {what} twice: {v}")
+        return list(v)
+
+    return check
+
+
+def _test_size(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(f"must be a fraction in (0, 1) or a count >= 1, got {_describe_value(v)}")
+    if isinstance(v, int) and v >= 1:
+        return v
+    if isinstance(v, float) and 0.0 < v < 1.0:
+        return v
+    raise ConfigError(f"must be a fraction in (0, 1) or an integer count >= 1, got {v!r}")
+
+
+def _bandwidth(v):
+    if v == "median":
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"must be \"median\" or a positive number, got {_describe_value(v)}")
+    return float(v)
+
+
+def _budgets(v):
+    if not isinstance(v, list) or not v:
+        raise ConfigError(f"must be a non-empty array of positive integers and/or \"all\", got {_describe_value(v)}")
+    for x in v:
+        ok = x == "all" or (isinstance(x, int) and not isinstance(x, bool) and x >= 1)
+        if not ok:
+            raise ConfigError(f"must hold positive integers and/or \"all\"; got {_describe_value(x)}")
+    keys = [str(x) for x in v]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"names a budget twice: {v}")
+    return list(v)
+
+
+def _nonneg_int(v):
+    if v < 0:
+        raise ConfigError(f"must be >= 0, got {v}")
+    return v
+
+
+def _pos_int(v):
+    if v < 1:
+        raise ConfigError(f"must be >= 1, got {v}")
+    return v
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The schema: defaults, types and one line of help per key
+
+
+SCHEMA: dict[str, dict[str, Option]] = {
+    "data": {
+        "name": Option("str", "digits", "data set: " + ", ".join(_data.LOADERS) + " (digits is bundled offline)",
+                       _choice(_data.LOADERS)),
+        "path": Option("str", "", "directory (mnist) or .npz/.csv file (file) to read; empty for the others"),
+        "test_size": Option("number", 0.2, "held-out test fraction in (0, 1), or a count (unused by mnist)",
+                            _test_size),
+        "seed": Option("int", 0, "seed of the train/test split and of subsampling"),
+        "max_train": Option("int", 0, "keep a seeded stratified subset of this many training samples (0: all)",
+                            _nonneg_int),
+        "max_test": Option("int", 0, "same for the test samples (0: all)", _nonneg_int),
+    },
+    "views": {
+        "n_views": Option("int", 2, "augmented views per unlabelled training sample (barlow needs >= 2)", _pos_int),
+        "include_original": Option("bool", False, "make the first view of each sample the untouched sample"),
+        "seed": Option("int", 0, "seed of the augmentations"),
+        "rotation": Option("float", 12.0, "largest rotation angle in degrees (images)", _at_least(0.0)),
+        "shift": Option("float", 0.5, "largest translation per axis in pixels, sub-pixel allowed (images)",
+                        _at_least(0.0)),
+        "scale": Option("float", 0.0, "zoom strength s: zoom factors in [1/(1+s), 1+s] (images)", _at_least(0.0)),
+        "noise": Option("float", 0.03, "standard deviation of additive Gaussian noise", _at_least(0.0)),
+        "cutout": Option("int", 0, "side in pixels of a random erased square, 0 for none (images)", _nonneg_int),
+        "hflip": Option("float", 0.0, "probability of a horizontal flip (images; off for digits)", _probability),
+        "mask": Option("float", 0.0, "probability of zeroing each feature", _probability),
+    },
+    "graph": {
+        "knn": Option("int", 10, "add a k-nearest-neighbour graph over the views to the view cliques (0: cliques only)",
+                      _nonneg_int),
+        "mutual": Option("bool", False, "keep a k-NN edge only if each end is among the other's neighbours"),
+    },
+    "kernel": {
+        "name": Option("str", "rbf", "base kernel: " + ", ".join(_kernels.KERNELS), _choice(_kernels.KERNELS)),
+        "bandwidth": Option("float|str", "median",
+                            "rbf/laplacian bandwidth: \"median\" (median distance between views) or a number",
+                            _bandwidth),
+        "degree": Option("int", 2, "polynomial degree", _pos_int),
+        "scale": Option("float", 1.0, "polynomial scale", _at_least(0.0)),
+        "offset": Option("float", 1.0, "polynomial offset", _at_least(0.0)),
+        "depth": Option("int", 1, "hidden layers of the nngp/ntk network", _nonneg_int),
+        "w_var": Option("float", 2.0, "weight variance of the nngp/ntk network", _at_least(0.0, strict=True)),
+        "b_var": Option("float", 0.0, "bias variance of the nngp/ntk network", _at_least(0.0)),
+    },
+    "ssl": {
+        "objectives": Option("list[str]", list(_objectives.OBJECTIVES), "objectives to fit (closed forms), from: "
+                             + ", ".join(_objectives.OBJECTIVES), _subset(_objectives.OBJECTIVES, "objective")),
+        "dim": Option("int", 20, "output dimension M of the representation", _pos_int),
+        "lam": Option("float", 0.1, "RKHS-norm penalty on the map, in units of the Gram's eigenvalues", _at_least(0.0)),
+        "beta": Option("float", 1.0, "invariance weight of vicreg", _at_least(0.0)),
+        "rcond": Option("float", 1e-5, "drop eigenvalues of the Gram below rcond * largest (a spectral cut-off; "
+                        "also what makes the run fast)", _at_least(0.0)),
+    },
+    "eval": {
+        "labels_per_class": Option("list[int|str]", [1, 2, 5, 10, "all"],
+                                   "label budgets: labelled training samples per class, or \"all\"", _budgets),
+        "n_draws": Option("int", 8, "seeded label draws per budget (the same draws for every method)", _pos_int),
+        "probes": Option("list[str]", ["knn", "ridge", "kernel_ridge"], "probes of each representation, from: "
+                         + ", ".join(FEATURE_PROBES), _subset(FEATURE_PROBES, "probe")),
+        "main_probe": Option("str", "knn", "the probe reported as the objective's own row (always evaluated)",
+                             _choice(FEATURE_PROBES)),
+        "knn_k": Option("int", 1, "neighbours of the cosine k-NN probe", _pos_int),
+        "ridge_reg": Option("float", 0.1, "relative ridge strength of the ridge probe", _at_least(0.0)),
+        "kernel_ridge_reg": Option("float", 0.1, "relative ridge strength of kernel ridge (k* and base kernel)",
+                                   _at_least(0.0)),
+        "seed": Option("int", 0, "seed of the label draws"),
+        "heatmap_per_class": Option("int", 20, "test samples per class in the kernel heat maps", _pos_int),
+    },
+    "output": {
+        "dir": Option("str", "runs", "directory under which each run makes its folder <timestamp>-<name>"),
+        "name": Option("str", "", "name of the run folder after the timestamp (empty: the data set name)"),
+        "figures": Option("bool", True, "write PNG figures"),
+    },
+}
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """The built-in default configuration (a fresh deep copy)."""
+    return {section: {key: copy.deepcopy(opt.default) for key, opt in options.items()}
+            for section, options in SCHEMA.items()}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Types
+
+
+_KIND_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "number": "a number",
+    "str": "a string",
+    "bool": "a boolean (true or false)",
+    "float|str": "a number or a string",
+    "list[str]": "an array of strings",
+    "list[int|str]": "an array of integers and strings",
+}
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    """Checks the TOML type of `value` against `kind`; returns it (ints are accepted where numbers are)."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    ok = {
+        "int": is_int,
+        "float": is_int or isinstance(value, float),
+        "number": is_int or isinstance(value, float),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "float|str": is_int or isinstance(value, (float, str)),
+        "list[str]": isinstance(value, list),
+        "list[int|str]": isinstance(value, list),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"must be {_KIND_NAMES[kind]}, got {_describe_value(value)}")
+    if kind == "float":
+        return float(value)
+    return value
+
+
+def _check_key(section: str, key: str, value: Any, where: str = "") -> Any:
+    opt = SCHEMA[section][key]
+    try:
+        value = _coerce(opt.kind, value)
+        return opt.check(value) if opt.check else value
+    except ConfigError as e:
+        raise ConfigError(f"{section}.{key} {e}{where}") from None
+
+
+def _unknown_section(section: str, where: str) -> ConfigError:
+    return ConfigError(f"unknown config section [{section}]{where}; valid sections: {', '.join(SCHEMA)}")
+
+
+def _unknown_key(section: str, key: str, where: str) -> ConfigError:
+    return ConfigError(f"unknown config key '{section}.{key}'{where}; valid keys in [{section}]: "
+                       f"{', '.join(sorted(SCHEMA[section]))}")
+
+
+def _merge(base: dict, update: Mapping, where: str) -> dict:
+    for section, table in update.items():
+        if section not in SCHEMA:
+            raise _unknown_section(section, where)
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{section}] must be a table of keys{where}, got {_describe_value(table)}")
+        for key, value in table.items():
+            if key not in SCHEMA[section]:
+                raise _unknown_key(section, key, where)
+            base[section][key] = _check_key(section, key, value, where)
+    return base
+
+
+def validate(config: Mapping) -> dict[str, dict[str, Any]]:
+    """Checks a whole configuration: every section and key known, every value of the right type and range.
+
+    Missing keys are filled from the defaults. Checks that involve two keys are done here too (barlow needs two
+    views; mnist/file need `data.path`, the others must not set it).
+
+    Returns:
+      A new, normalised configuration dict.
+
+    Raises:
+      ConfigError: one line naming the offending key.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a configuration must be a table of sections, got {_describe_value(config)}")
+    cfg = _merge(defaults(), config, "")
+    name = cfg["data"]["name"]
+    if name in DATA_NEEDS_PATH and not cfg["data"]["path"]:
+        raise ConfigError(f"data.path is required for data.name = {name!r}: {DATA_NEEDS_PATH[name]}")
+    if name not in DATA_NEEDS_PATH and cfg["data"]["path"]:
+        raise ConfigError(f"data.path is set ({cfg['data']['path']!r}) but data.name = {name!r} reads no files; "
+                          f"use data.name = mnist or file")
+    if "barlow" in cfg["ssl"]["objectives"] and cfg["views"]["n_views"] < 2:
+        raise ConfigError("views.n_views must be >= 2 when ssl.objectives includes barlow (it pairs views)")
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Overrides, files
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parses one `--set` override `section.key=value`.
+
+    The value is read as a TOML value (`3`, `0.1`, `true`, `[1, 5, "all"]`, `"text"`); anything that is not valid
+    TOML is taken as a plain string, so `data.name=mnist` needs no quotes.
+
+    Returns:
+      `(section, key, value)`, not yet validated.
+
+    Raises:
+      ConfigError: if `text` is not of the form `section.key=value`.
+
+    Example:
+      >>> parse_override("eval.labels_per_class=[1, 5, 'all']")
+      ('eval', 'labels_per_class', [1, 5, 'all'])
+    """
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError(f"cannot parse --set {text!r}: expected section.key=value, e.g. ssl.dim=10")
+    lhs, rhs = text.split("=", 1)
+    parts = lhs.strip().split(".")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(f"cannot parse --set {text!r}: the key must be section.key (e.g. ssl.dim), got {lhs!r}")
+    section, key = (p.strip() for p in parts)
+    rhs = rhs.strip()
+    try:
+        value = tomllib.loads(f"v = {rhs}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = rhs
+    return section, key, value
+
+
+def _read_toml(path: str | Path) -> dict:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {e}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Reads a TOML configuration, merges it over the defaults, applies `--set` overrides and validates the result.
+
+    Args:
+      path: a TOML file, or None for the built-in defaults. It may set any subset of the keys.
+      overrides: strings `section.key=value` (see `parse_override`), applied in order after the file.
+
+    Returns:
+      The validated configuration dict.
+
+    Raises:
+      ConfigError: a missing or malformed file, an unknown section or key, a wrong type or value, an unparsable
+        override; one line naming the key.
+    """
+    cfg = defaults()
+    if path is not None:
+        cfg = _merge(cfg, _read_toml(path), f" in {str(path)!r}")
+    for text in overrides:
+        section, key, value = parse_override(text)
+        where = f" (from --set {text!r})"
+        if section not in SCHEMA:
+            raise _unknown_section(section, where)
+        if key not in SCHEMA[section]:
+            raise _unknown_key(section, key, where)
+        cfg[section][key] = _check_key(section, key, value, where)
+    return validate(cfg)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        text = repr(value)
+        return text if any(c in text for c in ".eE") else text + ".0"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
+
+
+def dumps(config: Mapping, comments: bool = False) -> str:
+    """Writes a configuration as TOML (`load_config` reads it back to the same dict).
+
+    Args:
+      config: a configuration dict.
+      comments: add each key's help line as a comment.
+    """
+    lines = []
+    for section, table in config.items():
+        if lines:
+            lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            line = f"{key} = {_toml_value(value)}"
+            if comments and section in SCHEMA and key in SCHEMA[section]:
+                line = f"{line:<40} # {SCHEMA[section][key].help}"
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def describe() -> str:
+    """One line per configuration key with its default and help (for `kssl run --help`)."""
+    lines = []
+    for section, options in SCHEMA.items():
+        for key, opt in options.items():
+            lines.append(f"  {section}.{key} = {_toml_value(opt.default)}\n      {opt.help}")
+    return "\n".join(lines)

@@ -1,0 +1,732 @@
+"""The main job (`kssl run`): learn kernel-SSL representations from unlabelled views, evaluate them with few labels.
+
+The pipeline, one stage per function so that other jobs (comparisons, sweeps, the study in `experiments/`) can reuse
+the expensive parts:
+
+1. `load_data`: the data set of `[data]`; its training samples are the unlabelled pool (labels unused until 6).
+2. `build_views`: `n_views` augmented views of every training sample (`augment.make_views`).
+3. `build_graph`: view cliques (`graphs.from_groups`), plus a k-NN graph over the views when `graph.knn > 0`.
+4. `build_kernel` and `decompose`: the base kernel (RBF at the median distance between views by default), ONE Gram
+   `K` of the views and ONE eigendecomposition, shared by all objectives. Eigenvalues at or below
+   `ssl.rcond * max` are dropped (SPEC.md §3) and the kept eigenpairs are compacted to an `(N, r)` basis, so each
+   objective costs O(N^2 r + r^3) instead of O(N^3): with a cut-off every closed form of SPEC.md §3 lives in
+   range(K_r), and the compacted solve is exactly the full one at the same `rcond`.
+5. `fit_objectives`: the closed form of every objective of `[ssl]` (`spectral.solve_gram`; `barlow` pairs the views
+   of each source with `graphs.pairs_from_groups`), as `spectral.Solution`s.
+6. `evaluate_all`: features `f(x)` of the clean (un-augmented) training samples and of the held-out test samples,
+   then accuracy against labels per class, over seeded label draws that are the same for every method:
+   - `<objective>/<probe>` for each probe of `[eval]`: cosine k-NN (`knn`), ridge and logistic probes on `f(x)`,
+     and kernel ridge with the induced kernel `k*` (`kernel_ridge`); `<objective>` alone repeats the main probe;
+   - `base_kernel/kernel_ridge` (kernel ridge with the base kernel, SPEC.md §6) and `base_kernel/knn` (1-NN under
+     the normalised base kernel `k(x, y) / sqrt(k(x, x) k(y, y))`, the base-kernel analogue of cosine k-NN on
+     `f(x)`); the `base_kernel` row takes, for each budget, the better of the two, so the comparison with kernel
+     SSL is conservative;
+   - `supervised`: multinomial logistic regression on the raw inputs, trained on the same labelled draws (a
+     labels-only reference that sees neither the unlabelled pool nor a kernel; its "all" column is the fully
+     supervised reference).
+7. `write_run`: `results.json`, `results.csv`, `config.toml` and PNG figures in a new run folder
+   `<output.dir>/<timestamp>-<name>`; the folder appears (by one rename) only once everything is written.
+
+Example:
+  >>> from kernel_ssl_jax import config, experiment
+  >>> cfg = config.load_config(overrides=["data.max_train=300", "eval.n_draws=2"])
+  >>> results = experiment.run(cfg, out_dir="/tmp/kssl-runs", progress=False)  # doctest: +SKIP
+  >>> results["accuracy"]["contrastive"]["1"]["mean"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernel_ssl_jax import augment as _augment
+from kernel_ssl_jax import config as _config
+from kernel_ssl_jax import data as _data
+from kernel_ssl_jax import evaluate as _evaluate
+from kernel_ssl_jax import graphs as _graphs
+from kernel_ssl_jax import kernels as _kernels
+from kernel_ssl_jax import objectives as _objectives
+from kernel_ssl_jax import spectral as _spectral
+
+__all__ = [
+    "Progress",
+    "Prepared",
+    "load_data",
+    "build_views",
+    "build_graph",
+    "build_kernel",
+    "decompose",
+    "prepare",
+    "fit_objectives",
+    "representations",
+    "kernel_knn",
+    "evaluate_all",
+    "format_table",
+    "write_run",
+    "run",
+]
+
+ConfigError = _config.ConfigError
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """Prints stage names and times to a stream (stderr by default); records the times in `timings`.
+
+    On a terminal, long stages also show a bar that is redrawn in place; elsewhere (logs, tests) each stage is one
+    line. Disabled, it prints nothing but still records the times.
+    """
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.timings: dict[str, float] = {}
+        self._head = ""
+
+    def _write(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(text)
+            self.stream.flush()
+
+    @contextlib.contextmanager
+    def stage(self, name: str, detail: str = "", announce: bool = True):
+        """Times the enclosed block as stage `name`; `detail` says what it does.
+
+        With `announce=False` the stage prints its line only once it has succeeded, so a stage that validates input
+        fails with no output of its own (the caller reports the error in one line).
+        """
+        self._head = f"[kssl] {name}" + (f": {detail}" if detail else "")
+        if announce:
+            self._write(self._head + " ...")
+        start = time.perf_counter()
+        try:
+            yield self
+        except BaseException:
+            if announce:
+                self._write(" failed\n")
+            raise
+        elapsed = time.perf_counter() - start
+        self.timings[name] = self.timings.get(name, 0.0) + elapsed
+        if self.tty and announce:
+            self._write("\r" + self._head + f" ... {elapsed:.1f} s\033[K\n")
+        elif announce:
+            self._write(f" {elapsed:.1f} s\n")
+        else:
+            self._write(self._head + f" ... {elapsed:.1f} s\n")
+
+    def step(self, i: int, n: int, label: str = "") -> None:
+        """Shows step `i` of `n` of the current stage (on a terminal only)."""
+        if self.tty:
+            width = 20
+            filled = int(width * i / max(n, 1))
+            bar = "#" * filled + "." * (width - filled)
+            self._write(f"\r{self._head} [{bar}] {i}/{n} {label}\033[K")
+
+    def note(self, text: str) -> None:
+        """A line of its own, e.g. a warning."""
+        self._write(f"[kssl] {text}\n")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Stages 1-4: data, views, graph, kernel and the shared decomposition
+
+
+def load_data(cfg: Mapping) -> _data.Dataset:
+    """Loads the data set of `cfg["data"]`.
+
+    Raises:
+      ConfigError: an unknown data set, a missing directory or file, or arguments the loader rejects.
+    """
+    d = cfg["data"]
+    kw: dict[str, Any] = {"seed": d["seed"], "max_train": d["max_train"] or None, "max_test": d["max_test"] or None}
+    if d["name"] == "mnist":
+        kw["directory"] = d["path"]
+    else:
+        kw["test_size"] = d["test_size"]
+    if d["name"] == "file":
+        kw["path"] = d["path"]
+    try:
+        ds = _data.load(d["name"], **kw)
+    except FileNotFoundError as e:
+        raise ConfigError(f"data.path: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"data: {e}") from None
+    check_against_data(cfg, ds)
+    return ds
+
+
+def check_against_data(cfg: Mapping, ds: _data.Dataset) -> None:
+    """The checks that need the data set: label budgets, sizes, augmentations (raises `ConfigError`)."""
+    counts = np.bincount(ds.y_train)
+    largest = max((b for b in cfg["eval"]["labels_per_class"] if b != "all"), default=0)
+    if largest > counts.min():
+        raise ConfigError(f"eval.labels_per_class asks for {largest} labels per class but class "
+                          f"{int(np.argmin(counts))} has only {int(counts.min())} training samples")
+    N = cfg["views"]["n_views"] * ds.X_train.shape[0]
+    if N <= cfg["ssl"]["dim"]:
+        raise ConfigError(f"ssl.dim = {cfg['ssl']['dim']} must be smaller than the number of views ({N})")
+    if cfg["graph"]["knn"] >= N:
+        raise ConfigError(f"graph.knn = {cfg['graph']['knn']} must be smaller than the number of views ({N})")
+    _augmentation(cfg, ds)
+
+
+def _augmentation(cfg: Mapping, ds: _data.Dataset) -> _augment.Augmentation:
+    spec = {key: cfg["views"][key] for key in _augment.CONFIG_KEYS}
+    try:
+        return _augment.from_config(spec, ds.image_shape)
+    except ValueError as e:
+        raise ConfigError(f"views: {e} (data set {ds.name!r} has image shape {ds.image_shape})") from None
+
+
+def build_views(cfg: Mapping, ds: _data.Dataset) -> tuple[jax.Array, np.ndarray]:
+    """`n_views` augmented views of every training sample: `(views (N, d), groups (N,))`, source-major."""
+    v = cfg["views"]
+    aug = _augmentation(cfg, ds)
+    views, groups = _augment.make_views(jax.random.key(v["seed"]), jnp.asarray(ds.X_train), v["n_views"], aug,
+                                        include_original=v["include_original"])
+    return views, np.asarray(groups)
+
+
+def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array:
+    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum)."""
+    A = _graphs.from_groups(groups, dtype=views.dtype)
+    k = cfg["graph"]["knn"]
+    if k:
+        A = jnp.maximum(A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]))
+    return A
+
+
+def build_kernel(cfg: Mapping, views) -> _kernels.Kernel:
+    """The base kernel of `cfg["kernel"]`; `bandwidth = "median"` is the median distance between views."""
+    kc = cfg["kernel"]
+    name = kc["name"]
+    params: dict[str, Any] = {}
+    if name in ("rbf", "laplacian"):
+        bw = kc["bandwidth"]
+        params["bandwidth"] = _kernels.median_bandwidth(np.asarray(views)) if bw == "median" else float(bw)
+    elif name == "polynomial":
+        params = {"degree": kc["degree"], "scale": kc["scale"], "offset": kc["offset"]}
+    elif name in ("nngp", "ntk"):
+        params = {"depth": kc["depth"], "w_var": kc["w_var"], "b_var": kc["b_var"]}
+    try:
+        return _kernels.by_name(name, **params)
+    except ValueError as e:
+        raise ConfigError(f"kernel: {e}") from None
+
+
+def decompose(K, rcond: float) -> tuple[_spectral.GramEigh, np.ndarray]:
+    """One eigendecomposition of `K`, compacted to the eigenpairs above `rcond * max` (SPEC.md §3).
+
+    Returns:
+      `(eig, spectrum)`: `eig` a `spectral.GramEigh` with `s` of shape `(r,)` and `U` of shape `(N, r)` (ascending,
+      all kept), which every solver of `spectral.solve_gram` accepts and which gives the same solution as the full
+      decomposition at this `rcond` (the dropped directions carry zero weight in every closed form); `spectrum` all
+      `N` eigenvalues of `K`, descending, clipped at 0 (for reports).
+    """
+    full = _spectral.decompose(jnp.asarray(K), 0.0)
+    return _spectral.truncate(full, rcond), np.clip(np.asarray(full.s)[::-1], 0.0, None)
+
+
+class Prepared(NamedTuple):
+    """Everything the objectives share: data, views, graph, kernel, one Gram and its decomposition."""
+
+    cfg: dict
+    ds: _data.Dataset
+    views: jax.Array
+    groups: np.ndarray
+    A: jax.Array | None
+    pairs: tuple[np.ndarray, np.ndarray] | None
+    kernel: _kernels.Kernel
+    K: jax.Array
+    eig: _spectral.GramEigh
+    spectrum: np.ndarray
+
+
+def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
+    """Stages 1-4: data, views, graph, kernel, Gram and its decomposition (see the module docstring)."""
+    progress = progress or Progress(False)
+    objectives = cfg["ssl"]["objectives"]
+    with progress.stage("data", cfg["data"]["name"], announce=False):
+        ds = load_data(cfg)
+    n, n_views = ds.X_train.shape[0], cfg["views"]["n_views"]
+    with progress.stage("views", f"{n} unlabelled samples x {n_views} views"):
+        views, groups = build_views(cfg, ds)
+        views.block_until_ready()
+    A = None
+    if any(o != "barlow" for o in objectives):
+        knn = cfg["graph"]["knn"]
+        with progress.stage("graph", "view cliques" + (f" + {knn}-NN over the views" if knn else "")):
+            A = build_graph(cfg, views, groups)
+            A.block_until_ready()
+    pairs = _graphs.pairs_from_groups(groups) if "barlow" in objectives else None
+    N = views.shape[0]
+    with progress.stage("kernel", f"Gram of {N} views"):
+        kernel = build_kernel(cfg, views)
+        K = _kernels.gram(kernel, views)
+        if not bool(jnp.all(jnp.isfinite(K))):
+            raise ConfigError(f"kernel: the Gram matrix under {kernel!r} has NaN or Inf; check the kernel parameters")
+    with progress.stage("decompose", f"eigendecomposition of the {N} x {N} Gram"):
+        eig, spectrum = decompose(K, cfg["ssl"]["rcond"])
+        eig.U.block_until_ready()
+    return Prepared(dict(cfg), ds, views, groups, A, pairs, kernel, K, eig, spectrum)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Stage 5: the closed forms
+
+
+def fit_objectives(prep: Prepared, *, objectives=None, dim=None, lam=None, beta=None, A=None,
+                   progress: Progress | None = None) -> tuple[dict[str, _spectral.Solution], list[str]]:
+    """Closed-form solutions of the objectives on the shared decomposition (SPEC.md §3).
+
+    Keyword arguments override `[ssl]` (and `A` the graph) without recomputing the decomposition, for studies.
+
+    Returns:
+      `(solutions, warnings)`: `{objective: spectral.Solution}` and messages about degenerate solutions.
+
+    Raises:
+      ConfigError: if `dim` exceeds the number of kept eigenvalues.
+    """
+    ssl = prep.cfg["ssl"]
+    objectives = objectives or ssl["objectives"]
+    dim = ssl["dim"] if dim is None else dim
+    lam = ssl["lam"] if lam is None else lam
+    beta = ssl["beta"] if beta is None else beta
+    A = prep.A if A is None else A
+    rank = int(prep.eig.rank)
+    if dim > rank:
+        raise ConfigError(f"ssl.dim = {dim} exceeds the rank of the Gram after the cut-off ({rank} eigenvalues above "
+                          f"ssl.rcond = {ssl['rcond']:g} times the largest); lower ssl.dim or ssl.rcond")
+    N = prep.K.shape[0]
+    gram_eigenvalues = jnp.zeros((N,), prep.K.dtype).at[N - rank:].set(prep.eig.s)
+    solutions, warnings = {}, []
+    for objective in objectives:
+        is_barlow = objective == "barlow"
+        coef, w, _, method = _spectral.solve_gram(
+            objective, prep.K, None if is_barlow else A, dim=dim, lam=lam, beta=beta,
+            pairs=prep.pairs if is_barlow else None, rcond=ssl["rcond"], eig=prep.eig)
+        kw = {"pairs": prep.pairs} if is_barlow else {"A": A, "beta": beta}
+        loss = _objectives.loss_from_coef(objective, coef, prep.K, lam=lam, **kw)
+        if is_barlow:
+            feasible = int(jnp.sum(w > N * float(jnp.finfo(w.dtype).eps) * float(jnp.max(jnp.abs(w)))))
+            if feasible < dim:
+                warnings.append(f"barlow: only {feasible} of {dim} directions have positive cross-view "
+                                f"correlation; the other features are 0")
+        solutions[objective] = _spectral.Solution(
+            coef=coef, train_x=prep.views, kernel=prep.kernel, eigenvalues=w, loss=loss,
+            gram_eigenvalues=gram_eigenvalues, loss_history=jnp.zeros((0,), coef.dtype), objective=objective,
+            dim=dim, lam=float(lam), beta=float(beta), method=method)
+        if progress is not None:
+            progress.step(len(solutions), len(objectives), objective)
+    return solutions, warnings
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Stage 6: evaluation
+
+
+class Representations(NamedTuple):
+    """Features of the clean training and test samples for each objective, and the base-kernel Grams."""
+
+    features: dict[str, tuple[np.ndarray, np.ndarray]]
+    base_train: np.ndarray
+    base_test: np.ndarray
+    base_diag_train: np.ndarray
+    base_diag_test: np.ndarray
+
+
+def representations(prep: Prepared, solutions: Mapping[str, _spectral.Solution]) -> Representations:
+    """`f(x) = C k_X(x)` on the training and test samples (one cross-Gram shared by all objectives)."""
+    ds, kernel = prep.ds, prep.kernel
+    X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)
+    K_train_views = _kernels.gram(kernel, X_train, prep.views)
+    K_test_views = _kernels.gram(kernel, X_test, prep.views)
+    features = {o: (np.asarray(K_train_views @ s.coef.T), np.asarray(K_test_views @ s.coef.T))
+                for o, s in solutions.items()}
+    diag = jax.vmap(kernel)
+    return Representations(features, np.asarray(_kernels.gram(kernel, X_train)),
+                           np.asarray(_kernels.gram(kernel, X_test, X_train)),
+                           np.asarray(diag(X_train, X_train)), np.asarray(diag(X_test, X_test)))
+
+
+def kernel_knn(S_test_lab: np.ndarray, y_lab: np.ndarray, k: int, n_classes: int) -> np.ndarray:
+    """k-NN vote on a similarity matrix `(m, L)` to `L` labelled samples, e.g. a normalised kernel.
+
+    The tie rule is that of `evaluate.knn_cosine` (summed similarity, then the lowest label). With the normalised
+    base kernel `k(x, y) / sqrt(k(x, x) k(y, y))` it is the base-kernel analogue of cosine k-NN on `f(x)` (cosine
+    similarity of features IS the normalised induced kernel).
+    """
+    k = min(k, S_test_lab.shape[1])
+    idx = np.argsort(-S_test_lab, axis=1, kind="stable")[:, :k]
+    sims = np.take_along_axis(S_test_lab, idx, axis=1)
+    votes = np.eye(n_classes)[y_lab[idx]]  # (m, k, c)
+    counts, summed = votes.sum(1), (votes * sims[:, :, None]).sum(1)
+    return np.argmax(np.where(counts == counts.max(1, keepdims=True), summed, -np.inf), axis=1)
+
+
+def _feature_predictors(F_train, F_test, y, ev: Mapping, n_classes: int) -> dict[str, Callable]:
+    K_train = K_test = None
+    if "kernel_ridge" in ev["probes"] or ev["main_probe"] == "kernel_ridge":
+        # The induced kernel k*(x, x') = <f(x), f(x')> on the clean samples.
+        K_train, K_test = F_train @ F_train.T, F_test @ F_train.T
+    return {
+        "knn": lambda idx: _evaluate.knn_cosine(F_train[idx], y[idx], F_test, k=min(ev["knn_k"], len(idx)),
+                                                n_classes=n_classes),
+        "ridge": lambda idx: _evaluate.ridge_probe(F_train[idx], y[idx], F_test, reg=ev["ridge_reg"],
+                                                   n_classes=n_classes),
+        "logistic": lambda idx: _evaluate.logistic_probe(F_train[idx], y[idx], F_test, n_classes=n_classes),
+        "kernel_ridge": lambda idx: _evaluate.kernel_ridge_classify(
+            K_train[np.ix_(idx, idx)], y[idx], K_test[:, idx], reg=ev["kernel_ridge_reg"], n_classes=n_classes),
+    }
+
+
+def _probes(ev: Mapping) -> list[str]:
+    probes = list(ev["probes"])
+    return probes if ev["main_probe"] in probes else [ev["main_probe"], *probes]
+
+
+def evaluate_all(prep: Prepared, reps: Representations, progress: Progress | None = None) -> dict[str, dict]:
+    """Accuracy against labels per class for every method (see the module docstring for the list).
+
+    Returns:
+      `accuracy[method][labels_per_class] = {"mean", "std", "draws", "probe"}`, with `labels_per_class` a string
+      (`"1"`, ..., `"all"`) and the same label draws for every method.
+    """
+    ev = prep.cfg["eval"]
+    ds = prep.ds
+    y_train, y_test = np.asarray(ds.y_train), np.asarray(ds.y_test)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    probes = _probes(ev)
+
+    def curve(predict):
+        return _evaluate.accuracy_vs_labels(predict, y_train, y_test, ev["labels_per_class"], ev["n_draws"],
+                                            ev["seed"])
+
+    def labelled(result, probe):
+        return {key: dict(entry, probe=probe) for key, entry in result.items()}
+
+    methods: list[tuple[str, str, Callable]] = []
+    for objective, (F_train, F_test) in reps.features.items():
+        predictors = _feature_predictors(F_train, F_test, y_train, ev, n_classes)
+        methods += [(f"{objective}/{p}", p, predictors[p]) for p in probes]
+    base_probes = ["kernel_ridge"] + (["knn"] if "knn" in probes else [])
+    S_test = reps.base_test / np.sqrt(np.outer(reps.base_diag_test, reps.base_diag_train))
+    base = {
+        "kernel_ridge": lambda idx: _evaluate.kernel_ridge_classify(
+            reps.base_train[np.ix_(idx, idx)], y_train[idx], reps.base_test[:, idx], reg=ev["kernel_ridge_reg"],
+            n_classes=n_classes),
+        "knn": lambda idx: kernel_knn(S_test[:, idx], y_train[idx], ev["knn_k"], n_classes),
+    }
+    methods += [(f"base_kernel/{p}", p, base[p]) for p in base_probes]
+    X_train, X_test = ds.X_train, ds.X_test
+    methods.append(("supervised", "logistic on raw inputs",
+                    lambda idx: _evaluate.logistic_probe(X_train[idx], y_train[idx], X_test, n_classes=n_classes)))
+
+    per_method = {}
+    for i, (name, probe, predict) in enumerate(methods):
+        per_method[name] = labelled(curve(predict), probe)
+        if progress is not None:
+            progress.step(i + 1, len(methods), name)
+
+    accuracy: dict[str, dict] = {}
+    for objective in reps.features:
+        accuracy[objective] = per_method[f"{objective}/{ev['main_probe']}"]
+    accuracy["base_kernel"] = {
+        key: max((per_method[f"base_kernel/{p}"][key] for p in base_probes), key=lambda e: e["mean"])
+        for key in per_method["base_kernel/kernel_ridge"]
+    }
+    accuracy["supervised"] = per_method["supervised"]
+    accuracy.update((k, v) for k, v in per_method.items() if k != "supervised")
+    return accuracy
+
+
+def _summary(accuracy: Mapping, objectives) -> dict[str, Any]:
+    """The best kernel-SSL method at the smallest budget, and its gain over the base kernel at every budget."""
+    keys = list(accuracy["base_kernel"])
+    ssl_methods = [m for m in accuracy if "/" in m and m.split("/")[0] in objectives]
+    best = max(ssl_methods, key=lambda m: (accuracy[m][keys[0]]["mean"], -ssl_methods.index(m)))
+    return {
+        "best_method": best,
+        "gain_over_base_kernel": {k: accuracy[best][k]["mean"] - accuracy["base_kernel"][k]["mean"] for k in keys},
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reports: table, CSV, JSON, figures
+
+
+def format_table(accuracy: Mapping, rows=None, title: str = "") -> str:
+    """A text table: one row per method (with its probe), one column per label budget, `mean ± std`."""
+    rows = list(accuracy) if rows is None else list(rows)
+    keys = list(accuracy[rows[0]])
+    labels = []
+    for m in rows:
+        probes = list(dict.fromkeys(accuracy[m][k].get("probe", "") for k in keys))
+        probe = probes[0] if len(probes) == 1 else "best of " + ", ".join(sorted(probes))
+        labels.append(m if "/" in m or not probe else f"{m} ({probe})")
+    width = max(len(s) for s in labels + ["method"]) + 2
+    col = 15
+    lines = [title] if title else []
+    lines.append("method".ljust(width) + "".join(k.rjust(col) for k in keys))
+    for label, m in zip(labels, rows, strict=True):
+        cells = [f"{accuracy[m][k]['mean']:.3f} ± {accuracy[m][k]['std']:.3f}" for k in keys]
+        lines.append(label.ljust(width) + "".join(c.rjust(col) for c in cells))
+    return "\n".join(lines)
+
+
+def _csv_text(accuracy: Mapping) -> str:
+    keys = list(next(iter(accuracy.values())))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["method", "probe"] + [f"{s}_{k}" for k in keys for s in ("mean", "std")] + ["n_draws"])
+    for method, entry in accuracy.items():
+        row = [method, entry[keys[0]].get("probe", "")]
+        row += [f"{entry[k][s]:.6f}" for k in keys for s in ("mean", "std")]
+        row.append(max(len(entry[k]["draws"]) for k in keys))
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def _atomic_write(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _figure_accuracy(accuracy: Mapping, objectives, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    keys = list(accuracy["base_kernel"])
+    x = np.arange(len(keys))
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    main = [*objectives, "base_kernel", "supervised"]
+    others = [m for m in accuracy if m not in main]
+    # One colour per representation (objective, base kernel), one line style per probe.
+    families = list(dict.fromkeys(m.split("/")[0] for m in accuracy))
+    colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
+    probes = list(dict.fromkeys(m.split("/")[1] for m in others))
+    styles = dict(zip(probes, ["-", "--", ":", "-."] * 3, strict=False))
+    for ax, rows, title in ((axes[0], main, "main probe, base kernel and supervised"),
+                            (axes[1], others, "every probe (colour: representation, line: probe)")):
+        for m in rows:
+            mean = [accuracy[m][k]["mean"] for k in keys]
+            std = [accuracy[m][k]["std"] for k in keys]
+            family, _, probe = m.partition("/")
+            style = styles.get(probe, {"base_kernel": "--", "supervised": ":"}.get(m, "-"))
+            ax.errorbar(x, mean, yerr=std, color=colours[family], linestyle=style, marker="o", capsize=3, label=m)
+        ax.set_xticks(x, keys)
+        ax.set_xlabel("labels per class")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test accuracy")
+    fig.savefig(path, dpi=110)
+
+
+def _figure_kernels(prep: Prepared, solutions: Mapping, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    ds, ev = prep.ds, prep.cfg["eval"]
+    rng = np.random.default_rng(ev["seed"])
+    idx = np.concatenate([rng.permutation(np.flatnonzero(ds.y_test == c))[:ev["heatmap_per_class"]]
+                          for c in np.unique(ds.y_test)])
+    Xs, ys = jnp.asarray(ds.X_test[idx]), ds.y_test[idx]
+
+    def cosine(G):
+        d = np.sqrt(np.clip(np.diag(G), 1e-300, None))
+        return G / np.outer(d, d)
+
+    panels = [("base kernel k", cosine(np.asarray(_kernels.gram(prep.kernel, Xs))))]
+    for o, sol in solutions.items():
+        F = np.asarray(sol.features(Xs))
+        panels.append((f"induced k* ({o})", cosine(F @ F.T)))
+    fig = Figure(figsize=(3.3 * len(panels), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    bounds = np.flatnonzero(np.diff(ys)) + 0.5
+    for ax, (title, G) in zip(axes, panels, strict=True):
+        im = ax.imshow(G, cmap="viridis", interpolation="nearest")
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.4)
+            ax.axvline(b, color="w", lw=0.4)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(f"normalised kernels k(x,y)/sqrt(k(x,x)k(y,y)) on {len(idx)} test samples sorted by label")
+    fig.savefig(path, dpi=110)
+
+
+def _figure_spectrum(prep: Prepared, solutions: Mapping, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    ssl = prep.cfg["ssl"]
+    s = prep.spectrum[prep.spectrum > 0]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax0, ax1 = fig.subplots(1, 2)
+    ax0.loglog(np.arange(1, s.size + 1), s, label="eigenvalues of K")
+    ax0.axhline(ssl["rcond"] * s[0], color="r", ls="--", lw=1, label=f"cut-off rcond x max ({int(prep.eig.rank)} kept)")
+    if ssl["lam"] > 0:
+        ax0.axhline(ssl["lam"], color="k", ls=":", lw=1, label=f"lam = {ssl['lam']:g}")
+    ax0.set_xlabel("index")
+    ax0.set_title(f"Gram of the {prep.K.shape[0]} training views")
+    ax0.legend(fontsize=8)
+    for o, sol in solutions.items():
+        w = np.asarray(sol.eigenvalues)
+        ax1.plot(np.arange(1, w.size + 1), w, marker="o", label=o)
+    ax1.set_xlabel("index")
+    ax1.set_yscale("symlog", linthresh=1e-3)
+    ax1.set_title("eigenvalues of the targets kept by each solver")
+    ax1.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+
+
+def _run_name(cfg: Mapping, ds_name: str) -> str:
+    name = cfg["output"]["name"] or ds_name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
+
+
+def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path) -> Path:
+    """Writes the run folder `<out_dir>/<timestamp>-<name>` and returns its path.
+
+    Everything goes to a hidden temporary folder first, which is renamed at the end: a run folder is complete or
+    absent. `results.json` itself is written atomically (temporary file, then `os.replace`).
+    """
+    out_dir = Path(out_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_run_name(prep.cfg, prep.ds.name)}"
+    final = out_dir / base
+    i = 2
+    while final.exists():
+        final, i = out_dir / f"{base}-{i}", i + 1
+    tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        results["run_dir"] = str(final)
+        _atomic_write(tmp / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
+        _atomic_write(tmp / "results.csv", _csv_text(results["accuracy"]))
+        _atomic_write(tmp / "config.toml", _config.dumps(prep.cfg))
+        if prep.cfg["output"]["figures"]:
+            objectives = list(solutions)
+            _figure_accuracy(results["accuracy"], objectives, tmp / "accuracy.png")
+            _figure_kernels(prep, solutions, tmp / "kernels.png")
+            _figure_spectrum(prep, solutions, tmp / "spectrum.png")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The job
+
+
+def _floats(x) -> list[float]:
+    return [float(v) for v in np.asarray(x).reshape(-1)]
+
+
+def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = True, *, stdout=None,
+        stderr=None) -> dict[str, Any]:
+    """Runs the main job end to end (stages 1-7 of the module docstring) and returns the results.
+
+    Args:
+      config: a configuration dict (validated again here), e.g. from `config.load_config`.
+      out_dir: directory under which the run folder is made; default `config["output"]["dir"]`.
+      progress: print stage names and times to `stderr`.
+      stdout: stream for the final table and the run folder path (default `sys.stdout`).
+      stderr: stream for progress (default `sys.stderr`).
+
+    Returns:
+      The content of `results.json`: `accuracy`, `summary`, `config`, `timings`, `eigenvalues`, `losses`,
+      `data`, `warnings`, `run_dir`, ...
+
+    Raises:
+      ConfigError: bad configuration or data (nothing is written then).
+    """
+    start = time.perf_counter()
+    cfg = _config.validate(config)
+    where = Path(out_dir if out_dir is not None else cfg["output"]["dir"]).expanduser()
+    if where.exists() and not where.is_dir():
+        what = "--out" if out_dir is not None else "output.dir"
+        raise ConfigError(f"{what}: {str(where)!r} exists and is not a directory")
+    stdout = stdout if stdout is not None else sys.stdout
+    prog = Progress(progress, stderr)
+    prep = prepare(cfg, prog)
+    ssl = cfg["ssl"]
+    with prog.stage("solve", f"{', '.join(ssl['objectives'])} (dim {ssl['dim']}, lam {ssl['lam']:g}, "
+                             f"{int(prep.eig.rank)} eigenpairs)"):
+        solutions, warnings = fit_objectives(prep, progress=prog)
+    for w in warnings:
+        prog.note("warning: " + w)
+    with prog.stage("features", f"{prep.ds.X_train.shape[0]} training + {prep.ds.X_test.shape[0]} test samples"):
+        reps = representations(prep, solutions)
+    ev = cfg["eval"]
+    with prog.stage("evaluate", f"{len(ev['labels_per_class'])} label budgets x {ev['n_draws']} draws"):
+        accuracy = evaluate_all(prep, reps, prog)
+
+    ds = prep.ds
+    results: dict[str, Any] = {
+        "accuracy": accuracy,
+        "summary": _summary(accuracy, ssl["objectives"]),
+        "config": cfg,
+        "data": {"name": ds.name, "n_train": int(ds.X_train.shape[0]), "n_test": int(ds.X_test.shape[0]),
+                 "n_features": int(ds.X_train.shape[1]), "n_classes": int(ds.n_classes),
+                 "image_shape": list(ds.image_shape) if ds.image_shape else None},
+        "views": {"n_sources": int(ds.X_train.shape[0]), "n_views": cfg["views"]["n_views"],
+                  "n_total": int(prep.views.shape[0])},
+        "graph": None if prep.A is None else {
+            "edges": int((np.count_nonzero(np.asarray(prep.A)) - prep.A.shape[0]) // 2),
+            "mean_degree": float(np.asarray(prep.A).sum(1).mean())},
+        "kernel": {"repr": repr(prep.kernel), "name": prep.kernel.name,
+                   "params": {k: float(v) for k, v in prep.kernel.params.items()}},
+        "eigenvalues": {"gram": _floats(prep.spectrum), "gram_rank_kept": int(prep.eig.rank),
+                        "targets": {o: _floats(s.eigenvalues) for o, s in solutions.items()}},
+        "losses": {o: float(s.loss) for o, s in solutions.items()},
+        "methods": {o: s.method for o, s in solutions.items()},
+        "warnings": warnings,
+        "version": _version(),
+        "timings": {},
+    }
+    with prog.stage("write", "results.json, results.csv, figures"):
+        results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
+        run_dir = write_run(results, prep, solutions, out_dir if out_dir is not None else cfg["output"]["dir"])
+    results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
+
+    objectives = ssl["objectives"]
+    n_draws = ev["n_draws"]
+    print(format_table(accuracy, [*objectives, "base_kernel", "supervised"],
+                       f"\nTest accuracy on {ds.X_test.shape[0]} held-out {ds.name} samples, mean ± std over "
+                       f"{n_draws} label draws (columns: labels per class; rows: method (probe))"), file=stdout)
+    print(format_table(accuracy, [m for m in accuracy if "/" in m], "\nEvery probe:"), file=stdout)
+    summ = results["summary"]
+    gains = ", ".join(f"{g * 100:+.1f} at {k}" for k, g in summ["gain_over_base_kernel"].items())
+    print(f"\nbest kernel-SSL method: {summ['best_method']}; points over base_kernel: {gains}", file=stdout)
+    print(f"total time {results['timings']['total']:.1f} s", file=stdout)
+    print(f"run folder: {run_dir}", file=stdout)
+    return results
+
+
+def _version() -> str:
+    from kernel_ssl_jax import __version__
+
+    return __version__

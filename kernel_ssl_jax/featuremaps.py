@@ -1,0 +1,336 @@
+"""Explicit finite feature maps `psi: R^d -> R^D` with `psi(x) . psi(y) = k(x, y)` exactly or approximately.
+
+Used by the gradient path's `"features"` parameterisation (SPEC.md §5) and by the feature-space closed forms
+(`lowrank`). Three kinds:
+
+- `"identity"`: `psi(x) = x`, the exact features of `kernels.linear()` (D = d).
+- `"rff"`: random Fourier features for `rbf` / `laplacian` (unbiased, error `O(1 / sqrt(D))`).
+- `"nystrom"`: `psi(x) = K_mm^{+1/2} k(Lm, x)` on `m` landmarks `Lm`, for any kernel; written as
+  `diag(s^-1/2) U^T k(Lm, x)` with `K_mm = U diag(s) U^T` (eigenvalues at or below `rcond * max` dropped, so
+  D = rank(K_mm) <= m). Exact whenever `x` or `y` is a landmark: `psi(x) . psi(y)` is the projection of `k` onto the
+  span of the landmark sections.
+
+Landmarks (`select_landmarks`), our choice of two rules:
+
+- `"uniform"`: `m` distinct points drawn uniformly (seeded), sorted by index.
+- `"kmeans++"`: D^2 sampling (Arthur & Vassilvitskii, 2007) in the kernel's feature space: the first landmark is
+  uniform, each next one is drawn with probability proportional to `min_j ||phi(x) - phi(l_j)||^2 =
+  k(x, x) + k(l, l) - 2 k(x, l)` over the landmarks chosen so far. Seeded, O(m N d), never picks a duplicate of a
+  chosen landmark while a point at positive distance remains (then it falls back to uniform over the unchosen).
+  It spreads landmarks over the data, which lowers the Nystrom error `||K - Psi Psi^T||` at a given `m` on
+  clustered data (tests/test_featuremaps.py measures it).
+  Greedy pivoted Cholesky (deterministic maximal residual) is not implemented: it needs an `(N, m)` factor in
+  memory, while D^2 sampling needs `O(N)`.
+
+Representer form. A `Solution` is `f(x) = coef k(train_x, x)`; `FeatureMap.representer(W)` gives
+`(train_x, kernel, coef)` with `coef k(train_x, x) == W psi(x)` exactly:
+Nystrom: `train_x = Lm`, the base kernel, `coef = W diag(s^-1/2) U^T` (= `W K_mm^{+1/2}` in the rotated basis).
+Identity (linear kernel): `train_x = I_d`, `kernel = kernels.linear()`, `coef = W`. Random Fourier features
+`psi(x) = [cos(Omega x), sin(Omega x)] / sqrt(D/2)` are not in the span of any finite set of base-kernel sections,
+but they are exactly sections of the Hartley kernel `cas(t . x) = cos(t . x) + sin(t . x)` at the pseudo-points
+`t = +-omega_j`: `a cos + b sin = ((a + b) cas(omega x) + (a - b) cas(-omega x)) / 2`. So `train_x = [Omega; -Omega]`,
+`kernel = hartley` (a cross-kernel between inputs and frequencies, not a PSD kernel on inputs) and `features`,
+`induced_kernel` and every evaluator work unchanged and exactly. The PSD kernel that the features define,
+`psi(x) . psi(y)`, is `FeatureMap.kernel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernel_ssl_jax import kernels as _kernels
+
+Array = jax.Array
+
+FEATURE_MAPS = ("auto", "identity", "rff", "nystrom")
+LANDMARKS = ("uniform", "kmeans++")
+
+__all__ = ["FeatureMap", "feature_map", "hartley", "select_landmarks", "FEATURE_MAPS", "LANDMARKS"]
+
+
+def hartley(x: Array, t: Array) -> Array:
+    """The Hartley kernel `cas(t . x) = cos(t . x) + sin(t . x)` between an input `x` and a frequency `t`.
+
+    The random-Fourier-feature model `a cos(omega x) + b sin(omega x)` is exactly `((a + b) cas(omega x) +
+    (a - b) cas(-omega x)) / 2`: this is the kernel of the `Solution`s built on random Fourier features, with the
+    frequencies `+-omega` as `train_x`.
+    """
+    z = jnp.dot(x, t)
+    return jnp.cos(z) + jnp.sin(z)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureMap:
+    """An explicit finite feature map `psi: R^d -> R^D` approximating (or equal to) a kernel: `psi(x) . psi(y) ~ k`.
+
+    Built by `feature_map`. Hashable by identity, so its `kernel` method can be used as a callable kernel
+    (`kssl.solve(..., kernel=fmap.kernel)` solves the closed form of the kernel the features define).
+
+    Attributes:
+      kind: `"identity"`, `"rff"` or `"nystrom"`.
+      dim: D, the number of features.
+      freqs: `(D/2, d)` random frequencies (`rff`), else None.
+      landmarks: `(m, d)` landmark points (`nystrom`), else None.
+      proj: `(D, m)` matrix `diag(s^-1/2) U^T` from `K_mm = U diag(s) U^T` (`nystrom`), else None.
+      base: the base kernel (`nystrom`), else None.
+    """
+
+    kind: str
+    dim: int
+    freqs: Array | None = None
+    landmarks: Array | None = None
+    proj: Array | None = None
+    base: Any = None
+
+    def __call__(self, x: Array) -> Array:
+        """`psi(x)`, shape `(D,)`, for ONE example `x` of shape `(d,)` (batch it with `jax.vmap`)."""
+        if self.kind == "identity":
+            return x
+        if self.kind == "rff":
+            z = self.freqs @ x
+            return jnp.concatenate([jnp.cos(z), jnp.sin(z)]) / math.sqrt(self.freqs.shape[0])
+        k_lx = jax.vmap(lambda lm: self.base(lm, x))(self.landmarks)
+        return self.proj @ k_lx
+
+    def batch(self, X: Array, block_size: int | None = None) -> Array:
+        """`psi` of each row of `X`: `(n, D)` (jit-compiled), in row blocks of `block_size` if given."""
+        X = jnp.asarray(X)
+        n = X.shape[0]
+        if block_size is None or block_size >= n:
+            return _psi_batch(self, X)
+        return jnp.concatenate([_psi_batch(self, X[i : i + block_size]) for i in range(0, n, block_size)])
+
+    def kernel(self, x: Array, y: Array) -> Array:
+        """The PSD kernel `psi(x) . psi(y)` that these features define."""
+        return jnp.dot(self(x), self(y))
+
+    def representer(self, W: Array) -> tuple[Array, Any, Array]:
+        """`(train_x, kernel, coef)` with `coef @ gram(kernel, train_x, x) == W @ psi(x)` exactly (module doc)."""
+        if self.kind == "identity":
+            d = W.shape[1]
+            return jnp.eye(d, dtype=W.dtype), _kernels.linear(), W
+        if self.kind == "rff":
+            half = self.freqs.shape[0]
+            Wc, Ws = W[:, :half], W[:, half:]
+            coef = jnp.concatenate([Wc + Ws, Wc - Ws], axis=1) / (2.0 * math.sqrt(half))
+            return jnp.concatenate([self.freqs, -self.freqs], axis=0), hartley, coef
+        return self.landmarks, self.base, W @ self.proj
+
+
+def _flatten_fmap(fm: FeatureMap):
+    # A Kernel base is a pytree (its bandwidth a leaf); any other callable is static (hashed by identity).
+    dynamic = fm.base is None or isinstance(fm.base, _kernels.Kernel)
+    children = (fm.freqs, fm.landmarks, fm.proj, fm.base if dynamic else None)
+    return children, (fm.kind, fm.dim, None if dynamic else fm.base)
+
+
+def _unflatten_fmap(aux, children):
+    kind, dim, static_base = aux
+    freqs, landmarks, proj, base = children
+    return FeatureMap(kind, dim, freqs, landmarks, proj, base if static_base is None else static_base)
+
+
+jax.tree_util.register_pytree_node(FeatureMap, _flatten_fmap, _unflatten_fmap)
+
+
+@jax.jit
+def _psi_batch(fm: FeatureMap, X: Array) -> Array:
+    return jax.vmap(fm)(X)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Landmarks
+
+
+def _column(kernel, X: Array, x: Array, sq: Array) -> Array:
+    """`k(X, x)`, shape `(N,)`; `sq` holds the squared norms of the rows of X (for a dot-product `Kernel`)."""
+    if isinstance(kernel, _kernels.Kernel):
+        return kernel.from_dots(X @ x, sq, jnp.dot(x, x), X.shape[1])
+    return jax.vmap(kernel, in_axes=(0, None))(X, x)
+
+
+def _diagonal(kernel, X: Array, sq: Array) -> Array:
+    if isinstance(kernel, _kernels.Kernel):
+        return kernel.from_dots(sq, sq, sq, X.shape[1])
+    return jax.vmap(kernel)(X, X)
+
+
+@functools.partial(jax.jit, static_argnames=("m", "kernel_static"))
+def _kmeanspp(kernel_dynamic, points: Array, key: Array, m: int, kernel_static=None) -> Array:
+    kernel = kernel_static if kernel_static is not None else kernel_dynamic
+    N = points.shape[0]
+    sq = jnp.sum(points * points, axis=1)
+    diag = _diagonal(kernel, points, sq)
+
+    def dist_to(i):
+        # Squared RKHS distance ||phi(x) - phi(x_i)||^2, clipped: rounding can make it slightly negative.
+        return jnp.maximum(diag + diag[i] - 2.0 * _column(kernel, points, points[i], sq), 0.0)
+
+    k0, key = jax.random.split(key)
+    first = jax.random.randint(k0, (), 0, N)
+    chosen = jnp.zeros((N,), bool).at[first].set(True)
+    d2 = jnp.where(chosen, 0.0, dist_to(first))
+    idx = jnp.zeros((m,), jnp.int32).at[0].set(first)
+
+    def step(j, carry):
+        idx, chosen, d2 = carry
+        total = jnp.sum(d2)
+        # All remaining points coincide (in feature space) with chosen landmarks: fall back to uniform over them.
+        p = jnp.where(total > 0, d2, jnp.where(chosen, 0.0, 1.0))
+        nxt = jax.random.choice(jax.random.fold_in(key, j), N, p=p / jnp.sum(p))
+        chosen = chosen.at[nxt].set(True)
+        d2 = jnp.where(chosen, 0.0, jnp.minimum(d2, dist_to(nxt)))
+        return idx.at[j].set(nxt), chosen, d2
+
+    idx, _, _ = jax.lax.fori_loop(1, m, step, (idx, chosen, d2))
+    return idx
+
+
+def select_landmarks(kernel, points, m: int, *, method: str = "kmeans++", key) -> Array:
+    """Indices of `m` distinct landmark rows of `points` for Nystrom features (see the module doc).
+
+    Args:
+      kernel: the base kernel (`kernels.Kernel` or callable `k(x, y)`); `"kmeans++"` measures distances with it.
+      points: `(N, d)` candidate points (usually the training views).
+      m: number of landmarks, `1 <= m <= N`.
+      method: `"uniform"` or `"kmeans++"` (D^2 sampling in the kernel's feature space).
+      key: PRNG key.
+
+    Returns:
+      `(m,)` int32 indices into `points`, distinct; sorted for `"uniform"`, in the order drawn for `"kmeans++"`.
+
+    Raises:
+      ValueError: unknown `method`, `m` outside `[1, N]`, or `points` not 2-D.
+
+    Example:
+      >>> X = jax.random.normal(jax.random.key(0), (100, 3))
+      >>> select_landmarks(_kernels.rbf(1.0), X, 10, key=jax.random.key(1)).shape
+      (10,)
+    """
+    if method not in LANDMARKS:
+        raise ValueError(f"landmarks must be one of {list(LANDMARKS)} or an (m, d) array, got {method!r}")
+    points = jnp.asarray(points)
+    if points.ndim != 2:
+        raise ValueError(f"points must be a 2-D array (n, d), got shape {points.shape}")
+    N = points.shape[0]
+    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 1 <= m <= N:
+        raise ValueError(f"the number of landmarks must be an integer in [1, {N}] (drawn from the points), got {m!r}")
+    if method == "uniform":
+        return jnp.sort(jax.random.choice(key, N, (int(m),), replace=False)).astype(jnp.int32)
+    if not jnp.issubdtype(points.dtype, jnp.floating):
+        points = points.astype(jnp.result_type(float))
+    dynamic = isinstance(kernel, _kernels.Kernel)
+    return _kmeanspp(kernel if dynamic else None, points, key, int(m), kernel_static=None if dynamic else kernel)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Construction
+
+
+def _nystrom(kernel, landmarks: Array, rcond: float | None) -> FeatureMap:
+    m = landmarks.shape[0]
+    Kmm = _kernels.gram(kernel, landmarks)
+    s, U = jnp.linalg.eigh(0.5 * (Kmm + Kmm.T))
+    if rcond is None:
+        rcond = m * float(jnp.finfo(Kmm.dtype).eps)
+    keep = np.asarray(s > rcond * jnp.max(s))
+    if not keep.any():
+        raise ValueError("nystrom: the Gram of the landmarks is zero (every landmark has k(x, x) = 0)")
+    s, U = s[keep], U[:, keep]
+    proj = (U / jnp.sqrt(s)[None, :]).T
+    return FeatureMap("nystrom", int(s.shape[0]), landmarks=landmarks, proj=proj, base=kernel)
+
+
+def feature_map(kernel, kind: str = "auto", *, n_features: int | None = None, key=None, points=None,
+                rcond: float | None = None, landmarks="uniform") -> FeatureMap:
+    """Builds explicit features for `kernel` (SPEC.md §5).
+
+    - `"identity"`: `psi(x) = x`, the exact features of `kernels.linear()` (D = d).
+    - `"rff"`: random Fourier features `[cos(Omega x), sin(Omega x)] / sqrt(D/2)` with `D/2` frequencies, Gaussian
+      `N(0, I / bandwidth^2)` for `rbf`, Cauchy with scale `1 / bandwidth` (per coordinate, i.e. a multivariate
+      Cauchy, the spectral measure of `exp(-||x - y|| / bandwidth)`) for `laplacian`. `E psi(x) . psi(y) = k(x, y)`.
+    - `"nystrom"`: `psi(x) = diag(s^-1/2) U^T k(Lm, x)` on `n_features` landmarks chosen from `points` by the rule
+      `landmarks` (or given as an array), where `k(Lm, Lm) = U diag(s) U^T` (eigenvalues at or below `rcond * max`
+      dropped, so D <= n_features). Any kernel; `psi(x) . psi(y) = k(x, y)` whenever `x` or `y` is a landmark.
+    - `"auto"`: identity for a linear `Kernel`, rff for rbf / laplacian, nystrom otherwise.
+
+    Args:
+      kernel: the base kernel (a `kernels.Kernel`; `nystrom` also takes any callable `k(x, y)`).
+      kind: one of `FEATURE_MAPS`.
+      n_features: D for `rff` (even, default 512), the number of landmarks for `nystrom` (default: all of
+        `points`, at most 512); unused by `identity`.
+      key: PRNG key (frequencies, landmark choice).
+      points: `(n, d)` points; `nystrom` draws its landmarks from them, the others only read `d` from them.
+      rcond: relative cut-off for the eigenvalues of `K_mm` (default `m * eps`).
+      landmarks: `nystrom` only: `"uniform"` (default), `"kmeans++"` (see `select_landmarks`), or an `(m, d)`
+        array of landmark points (then `n_features` and `key` are not needed).
+
+    Returns:
+      A `FeatureMap`.
+
+    Raises:
+      ValueError: unknown `kind` or landmark rule, `rff` for a kernel without a known spectral measure, odd or
+        missing `n_features`, `identity` for a non-linear kernel, or no `points`.
+
+    Example:
+      >>> X = jax.random.normal(jax.random.key(0), (10, 3))
+      >>> fm = feature_map(_kernels.rbf(1.0), "rff", n_features=64, key=jax.random.key(1), points=X)
+      >>> fm.batch(X).shape
+      (10, 64)
+    """
+    if kind not in FEATURE_MAPS:
+        raise ValueError(f"feature_map must be one of {list(FEATURE_MAPS)}, got {kind!r}")
+    if points is None:
+        raise ValueError("feature_map needs points=(n, d) array (the views or sources)")
+    points = jnp.asarray(points)
+    d = points.shape[1]
+    name = kernel.name if isinstance(kernel, _kernels.Kernel) else None
+    if kind == "auto":
+        kind = {"linear": "identity", "rbf": "rff", "laplacian": "rff"}.get(name, "nystrom")
+    if kind == "identity":
+        if name != "linear":
+            raise ValueError(f"feature_map='identity' gives the features of the linear kernel only, got {kernel!r}")
+        return FeatureMap("identity", d)
+    explicit = not isinstance(landmarks, str)
+    if kind == "nystrom" and explicit:
+        Lm = jnp.asarray(landmarks, dtype=points.dtype)
+        if Lm.ndim != 2 or Lm.shape[1] != d or Lm.shape[0] < 1:
+            raise ValueError(f"landmarks must be an (m, {d}) array of points, got shape {Lm.shape}")
+        return _nystrom(kernel, Lm, rcond)
+    if kind == "nystrom" and landmarks not in LANDMARKS:
+        raise ValueError(f"landmarks must be one of {list(LANDMARKS)} or an (m, d) array, got {landmarks!r}")
+    if key is None:
+        raise ValueError(f"feature_map={kind!r} needs a PRNG key")
+    if kind == "rff":
+        if name not in ("rbf", "laplacian"):
+            raise ValueError(f"random Fourier features need an rbf or laplacian Kernel, got {kernel!r}; "
+                             "use feature_map='nystrom' for other kernels")
+        n_features = 512 if n_features is None else n_features
+        if (not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 2
+                or n_features % 2):
+            raise ValueError(f"rff needs an even n_features >= 2 (cos and sin of n_features / 2 frequencies), "
+                             f"got {n_features!r}")
+        bw = kernel.params["bandwidth"]
+        shape = (n_features // 2, d)
+        if name == "rbf":
+            freqs = jax.random.normal(key, shape, points.dtype) / bw
+        else:
+            # Multivariate Cauchy (the Fourier transform of exp(-||r||)): a Gaussian over a chi_1 scale mixture.
+            kg, kc = jax.random.split(key)
+            g = jax.random.normal(kg, shape, points.dtype)
+            scale = jnp.abs(jax.random.normal(kc, (shape[0], 1), points.dtype))
+            freqs = g / (scale * bw)
+        return FeatureMap("rff", n_features, freqs=freqs)
+    n = points.shape[0]
+    m = min(n, 512) if n_features is None else n_features
+    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 1 <= m <= n:
+        raise ValueError(f"nystrom needs 1 <= n_features <= {n} (landmarks drawn from the points), got {n_features!r}")
+    idx = select_landmarks(kernel, points, int(m), method=landmarks, key=key)
+    return _nystrom(kernel, points[idx], rcond)
