@@ -232,13 +232,7 @@ def _logistic_scores(
 
 
 @functools.partial(jax.jit, static_argnames=("k", "n_classes"))
-def _knn_predict(F_train: jax.Array, y_train: jax.Array, F_test: jax.Array, k: int, n_classes: int) -> jax.Array:
-    def unit_rows(F):
-        norm = jnp.linalg.norm(F, axis=1, keepdims=True)
-        # A zero vector has no direction: leave it at 0 so its cosine similarity to everything is 0, not NaN.
-        return F / jnp.where(norm > 0, norm, 1.0)
-
-    S_mn = unit_rows(F_test) @ unit_rows(F_train).T
+def _knn_vote(S_mn: jax.Array, y_train: jax.Array, k: int, n_classes: int) -> jax.Array:
     sims_mk, idx_mk = jax.lax.top_k(S_mn, k)  # equal similarities: the lower training index comes first
     votes_mkc = jax.nn.one_hot(y_train[idx_mk], n_classes, dtype=S_mn.dtype)
     counts_mc = jnp.sum(votes_mkc, axis=1)
@@ -246,6 +240,16 @@ def _knn_predict(F_train: jax.Array, y_train: jax.Array, F_test: jax.Array, k: i
     # Majority vote; among the tied classes the highest summed similarity wins (then the lowest label).
     tied_mc = counts_mc == jnp.max(counts_mc, axis=1, keepdims=True)
     return jnp.argmax(jnp.where(tied_mc, summed_mc, -jnp.inf), axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "n_classes"))
+def _knn_predict(F_train: jax.Array, y_train: jax.Array, F_test: jax.Array, k: int, n_classes: int) -> jax.Array:
+    def unit_rows(F):
+        norm = jnp.linalg.norm(F, axis=1, keepdims=True)
+        # A zero vector has no direction: leave it at 0 so its cosine similarity to everything is 0, not NaN.
+        return F / jnp.where(norm > 0, norm, 1.0)
+
+    return _knn_vote(unit_rows(F_test) @ unit_rows(F_train).T, y_train, k, n_classes)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -454,6 +458,32 @@ def knn_cosine(
         raise ValueError(f"k must be at most the number of training points ({n}); got k={k}")
     dtype = jnp.result_type(F_train.dtype, F_test.dtype)
     return _knn_predict(F_train.astype(dtype), y_train, F_test.astype(dtype), k=int(k), n_classes=n_classes)
+
+
+def knn_similarity(S_test_train: Any, y_train: Any, *, k: int = 1, n_classes: int | None = None) -> jax.Array:
+    """k-NN vote on a precomputed similarity matrix, e.g. a normalised kernel `k(x, y) / sqrt(k(x, x) k(y, y))`.
+
+    With the normalised base kernel it is the base-kernel analogue of `knn_cosine` on features (the cosine
+    similarity of features is the normalised induced kernel); the tie rule is the same.
+
+    Args:
+      S_test_train: similarities of test to training points, shape ``(m, n)``.
+      y_train: integer labels, shape ``(n,)``.
+      k: number of neighbours, ``1 <= k <= n``.
+      n_classes: number of classes; defaults to ``max(y_train) + 1``.
+
+    Returns:
+      Predicted labels, shape ``(m,)``.
+
+    Raises:
+      ValueError: on a non-2-D or non-finite similarity matrix, labels of the wrong length, or ``k`` outside ``1..n``.
+    """
+    S = _float_array(S_test_train, "S_test_train", "(m, n)")
+    n = S.shape[1]
+    y_train, n_classes = _labels(y_train, "y_train", n, n_classes)
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in [1, {n}]; got {k!r}")
+    return _knn_vote(S, y_train, k=int(k), n_classes=n_classes)
 
 
 def accuracy(pred: Any, y: Any) -> jax.Array:

@@ -367,21 +367,6 @@ def representations(prep: Prepared, solutions: Mapping[str, _spectral.Solution])
                            np.asarray(diag(X_train, X_train)), np.asarray(diag(X_test, X_test)))
 
 
-def kernel_knn(S_test_lab: np.ndarray, y_lab: np.ndarray, k: int, n_classes: int) -> np.ndarray:
-    """k-NN vote on a similarity matrix `(m, L)` to `L` labelled samples, e.g. a normalised kernel.
-
-    The tie rule is that of `evaluate.knn_cosine` (summed similarity, then the lowest label). With the normalised
-    base kernel `k(x, y) / sqrt(k(x, x) k(y, y))` it is the base-kernel analogue of cosine k-NN on `f(x)` (cosine
-    similarity of features IS the normalised induced kernel).
-    """
-    k = min(k, S_test_lab.shape[1])
-    idx = np.argsort(-S_test_lab, axis=1, kind="stable")[:, :k]
-    sims = np.take_along_axis(S_test_lab, idx, axis=1)
-    votes = np.eye(n_classes)[y_lab[idx]]  # (m, k, c)
-    counts, summed = votes.sum(1), (votes * sims[:, :, None]).sum(1)
-    return np.argmax(np.where(counts == counts.max(1, keepdims=True), summed, -np.inf), axis=1)
-
-
 def _feature_predictors(F_train, F_test, y, ev: Mapping, n_classes: int) -> dict[str, Callable]:
     K_train = K_test = None
     if "kernel_ridge" in ev["probes"] or ev["main_probe"] == "kernel_ridge":
@@ -433,7 +418,8 @@ def evaluate_all(prep: Prepared, reps: Representations, progress: Progress | Non
         "kernel_ridge": lambda idx: _evaluate.kernel_ridge_classify(
             reps.base_train[np.ix_(idx, idx)], y_train[idx], reps.base_test[:, idx], reg=ev["kernel_ridge_reg"],
             n_classes=n_classes),
-        "knn": lambda idx: kernel_knn(S_test[:, idx], y_train[idx], ev["knn_k"], n_classes),
+        "knn": lambda idx: _evaluate.knn_similarity(S_test[:, idx], y_train[idx], k=min(ev["knn_k"], len(idx)),
+                                                    n_classes=n_classes),
     }
     methods += [(f"base_kernel/{p}", p, base[p]) for p in base_probes]
     X_train, X_test = ds.X_train, ds.X_test

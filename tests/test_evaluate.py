@@ -14,6 +14,7 @@ from kernel_ssl_jax.evaluate import (
     accuracy_vs_labels,
     kernel_ridge_classify,
     knn_cosine,
+    knn_similarity,
     logistic_probe,
     probe_features,
     probe_kernel,
@@ -347,3 +348,16 @@ def test_probes_run_inside_jit_with_static_n_classes():
     F, y, Ft, _ = _blobs(11, 30, 4, 3)
     f = jax.jit(lambda a, b, c: ridge_probe(a, b, c, reg=1e-2, n_classes=3))
     np.testing.assert_array_equal(np.asarray(f(F, y, Ft)), np.asarray(ridge_probe(F, y, Ft, reg=1e-2)))
+
+
+def test_knn_similarity_on_cosine_matrix_equals_knn_cosine():
+    rng = np.random.default_rng(5)
+    F_train, F_test = rng.normal(size=(40, 6)), rng.normal(size=(15, 6))
+    y = rng.integers(0, 3, size=40)
+    unit = lambda F: F / np.linalg.norm(F, axis=1, keepdims=True)  # noqa: E731
+    S = unit(F_test) @ unit(F_train).T
+    for k in (1, 3, 5):
+        np.testing.assert_array_equal(knn_similarity(S, y, k=k, n_classes=3),
+                                      knn_cosine(F_train, y, F_test, k=k, n_classes=3))
+    with pytest.raises(ValueError, match="k must be an integer in"):
+        knn_similarity(S, y, k=41)
