@@ -162,8 +162,9 @@ def _diagonal(kernel, X: Array, sq: Array) -> Array:
     return jax.vmap(kernel)(X, X)
 
 
-@functools.partial(jax.jit, static_argnames=("m", "kernel_static"))
-def _kmeanspp(kernel_dynamic, points: Array, key: Array, m: int, kernel_static=None) -> Array:
+@functools.partial(jax.jit, static_argnames=("kernel_static",))
+def _kmeanspp(kernel_dynamic, points: Array, key: Array, m: Array, kernel_static=None) -> Array:
+    # `m` is traced (one compilation per data shape): the first `m` of the `(N,)` output are the landmarks.
     kernel = kernel_static if kernel_static is not None else kernel_dynamic
     N = points.shape[0]
     sq = jnp.sum(points * points, axis=1)
@@ -174,17 +175,21 @@ def _kmeanspp(kernel_dynamic, points: Array, key: Array, m: int, kernel_static=N
         return jnp.maximum(diag + diag[i] - 2.0 * _column(kernel, points, points[i], sq), 0.0)
 
     k0, key = jax.random.split(key)
-    first = jax.random.randint(k0, (), 0, N)
+    first = jax.random.randint(k0, (), 0, N, dtype=jnp.int32)
     chosen = jnp.zeros((N,), bool).at[first].set(True)
     d2 = jnp.where(chosen, 0.0, dist_to(first))
-    idx = jnp.zeros((m,), jnp.int32).at[0].set(first)
+    idx = jnp.zeros((N,), jnp.int32).at[0].set(first)
 
     def step(j, carry):
         idx, chosen, d2 = carry
         total = jnp.sum(d2)
         # All remaining points coincide (in feature space) with chosen landmarks: fall back to uniform over them.
         p = jnp.where(total > 0, d2, jnp.where(chosen, 0.0, 1.0))
-        nxt = jax.random.choice(jax.random.fold_in(key, j), N, p=p / jnp.sum(p))
+        # Inverse-CDF draw; the clip keeps it on a point of positive probability despite rounding in the cumsum.
+        cdf = jnp.cumsum(p)
+        u = jax.random.uniform(jax.random.fold_in(key, j), (), p.dtype) * cdf[-1]
+        nxt = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, N - 1).astype(jnp.int32)
+        nxt = jnp.where(p[nxt] > 0, nxt, jnp.argmax(p).astype(jnp.int32))
         chosen = chosen.at[nxt].set(True)
         d2 = jnp.where(chosen, 0.0, jnp.minimum(d2, dist_to(nxt)))
         return idx.at[j].set(nxt), chosen, d2
@@ -227,7 +232,9 @@ def select_landmarks(kernel, points, m: int, *, method: str = "kmeans++", key) -
     if not jnp.issubdtype(points.dtype, jnp.floating):
         points = points.astype(jnp.result_type(float))
     dynamic = isinstance(kernel, _kernels.Kernel)
-    return _kmeanspp(kernel if dynamic else None, points, key, int(m), kernel_static=None if dynamic else kernel)
+    idx = _kmeanspp(kernel if dynamic else None, points, key, jnp.asarray(int(m), jnp.int32),
+                    kernel_static=None if dynamic else kernel)
+    return idx[: int(m)]
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,11 @@ evaluated from the same statistics, never forming N x N: with `Q = W (M2 + lam I
 Cost O(N D^2 + D^3) time, O(n D + D^2) memory beyond the data (n sources) for clique graphs and pairs: `Psi` is
 computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)).
 
+Cut-offs. Eigenvalues of `M2` at or below `rcond * max(s)` (default `D * eps`) are dropped where a pseudo-inverse is
+needed (`lam = 0`, vicreg's projector onto range(K), vicreg_hard, barlow). Contrastive with `lam > 0` drops nothing:
+its factors `f s^-1/2 = g s^1/2 = (s + lam)^-1/2` are bounded, as in the Cholesky path of `spectral`; this keeps the
+float32 error at the rounding level instead of the truncation level (docs/scaling.md).
+
 Multi-device. The rows are split over a 1-D mesh `("data",)` of `devices`: each device computes the features of its
 rows (`Psi` sharded as `P("data", None)`, blockwise inside `jax.shard_map`) and reduces them to its partial `M2`,
 `PD`, `S12`, which `psum` adds. The per-source sums `G` (n x D) are reduce-scattered over sources
@@ -34,6 +39,7 @@ process passes the same `X`; docs/scaling.md).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -105,7 +111,8 @@ class FeatureStats(NamedTuple):
 
 def _resolve_devices(devices, shard: bool) -> list:
     if devices is None:
-        return list(jax.devices()) if shard else [jax.devices()[0]]
+        # Unsharded: this process's first device (with several hosts, jax.devices()[0] may belong to another).
+        return list(jax.devices()) if shard else [jax.local_devices()[0]]
     devices = list(devices)
     if not devices:
         raise ValueError("devices must be a non-empty sequence of jax devices")
@@ -322,16 +329,27 @@ def feature_stats(objective: str, fmap: _fm.FeatureMap, X, *, groups=None, A=Non
       fmap: the feature map.
       X: `(N, d)` training views.
       groups: `(N,)` source of each view: the graph is the view cliques `A = from_groups(groups)` (cheap).
-      A: `(N, N)` dense relationship matrix instead of `groups` (validated by the caller).
-      pairs: `(v1, v2)` paired views (barlow).
+      A: `(N, N)` dense relationship matrix instead of `groups` (a clique `A` is recognised as `groups`).
+      pairs: `(v1, v2)` paired views (barlow; default with `groups`: all within-source pairs).
       block_size: rows (or pairs) per block on each device (default 2048).
       devices: devices of the 1-D data mesh (default: the first device; all with `shard=True`).
       shard: shard over every device.
 
     Returns:
       A `FeatureStats` on the default device.
+
+    Raises:
+      ValueError: bad shapes or NaN, both or neither of `A` and `groups`, missing `pairs` for barlow.
     """
+    _objectives.check_objective(objective)
     X = _check_x(X)
+    groups, A, pairs = _graph(objective, X.shape[0], A, groups, pairs, X.dtype)
+    return _feature_stats(objective, fmap, X, groups=groups, A=A, pairs=pairs, block_size=block_size,
+                          devices=devices, shard=shard)
+
+
+def _feature_stats(objective, fmap, X, *, groups, A, pairs, block_size, devices, shard) -> FeatureStats:
+    """`feature_stats` on validated input (`_graph`)."""
     fmap = _as_fmap(fmap, X)
     mesh = _mesh(_resolve_devices(devices, shard))
     N = X.shape[0]
@@ -392,6 +410,7 @@ def _solve_stats(objective, st: FeatureStats, lam, beta, rcond, dim):
     """`(W, eigenvalues, s, rank)`: SPEC §3 in the eigenbasis `V` of `M2` (module doc; mirrors spectral)."""
     D = st.M2.shape[0]
     s, V = jnp.linalg.eigh(0.5 * (st.M2 + st.M2.T))
+    s_all = jnp.maximum(s, 0.0)
     keep = s > rcond * jnp.max(s)
     s = jnp.where(keep, s, 0.0)
     kept = keep.astype(s.dtype)
@@ -413,9 +432,14 @@ def _solve_stats(objective, st: FeatureStats, lam, beta, rcond, dim):
         C_u = (Qv.T / jnp.sqrt(jnp.where(ell > 0, ell, 1.0))[:, None]) * h[None, :]
         return to_w(jnp.where((ell > 0)[:, None], C_u, 0.0)), ell, s, rank
     if objective == "contrastive":
-        mu, Vr = _top(f[:, None] * u_coords(st.PA) * f[None, :], min(dim, D))
-        C_u, mu = _pad_rows(jnp.sqrt(mu)[:, None] * Vr.T * g[None, :], mu, dim)
-        return to_w(C_u), mu, s, rank
+        # f h = g sqrt(s) = (s + lam)^-1/2 on the kept eigenvalues: R = t V^T PA V t and W = sqrt(mu) Vr^T t V^T.
+        # With lam > 0 that factor is bounded by lam^-1/2 on every direction, so nothing needs to be dropped: keeping
+        # all of them (as the Cholesky path of spectral does) removes the rcond truncation, which in float32
+        # (rcond ~ D eps) would otherwise dominate the error. Difference from truncating: O(rcond max(s) / lam).
+        t = jnp.where(lam > 0, 1.0 / jnp.sqrt(s_all + jnp.where(lam > 0, lam, 1.0)), h)
+        mu, Vr = _top(t[:, None] * (V.T @ st.PA @ V) * t[None, :], min(dim, D))
+        W, mu = _pad_rows((jnp.sqrt(mu)[:, None] * Vr.T * t[None, :]) @ V.T, mu, dim)
+        return W, mu, s, rank
     FLF = f[:, None] * u_coords(st.PD - st.PA) * f[None, :]
     if objective == "vicreg":
         mu, Vr = _top(jnp.diag(kept) - 0.5 * beta * FLF, dim)
@@ -547,8 +571,8 @@ def solve_psi(objective: str, Psi, A=None, *, groups=None, pairs=None, dim: int,
     N = Psi.shape[0]
     groups, A, pairs = _graph(objective, N, A, groups, pairs, Psi.dtype)
     fmap = _fm.FeatureMap("identity", int(Psi.shape[1]))
-    stats = feature_stats(objective, fmap, Psi, groups=groups, A=A, pairs=pairs, block_size=block_size,
-                          devices=devices, shard=shard)
+    stats = _feature_stats(objective, fmap, Psi, groups=groups, A=A, pairs=pairs, block_size=block_size,
+                           devices=devices, shard=shard)
     W, w, _ = solve_stats(objective, stats, dim=dim, lam=lam, beta=beta, rcond=rcond)
     return W, w, loss_from_stats(objective, W, stats, lam=lam, beta=beta)
 
@@ -563,8 +587,8 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
                    pairs=None, groups=None, method: str = "nystrom", n_landmarks: int | None = None,
                    n_features: int | None = None, landmarks: Any = "kmeans++",
                    feature_map: _fm.FeatureMap | None = None, key=None, rcond: float | None = None,
-                   block_size: int | None = None, dtype=None, devices: Sequence | None = None,
-                   shard: bool = False) -> Solution:
+                   landmark_rcond: float | None = None, block_size: int | None = None, dtype=None,
+                   devices: Sequence | None = None, shard: bool = False) -> Solution:
     """Closed form of SPEC §3 for the kernel of explicit features `psi` (module doc): cost O(N D^2 + D^3).
 
     Args:
@@ -584,7 +608,11 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
       feature_map: a prebuilt `featuremaps.FeatureMap` (then `method`, `n_landmarks`, `n_features`, `landmarks`
         and `key` are ignored).
       key: PRNG key for landmarks / frequencies; default `jax.random.key(0)` (deterministic).
-      rcond: relative cut-off on the eigenvalues of `Psi^T Psi` (default `D * eps`, see `solve_stats`).
+      rcond: relative cut-off on the eigenvalues of `Psi^T Psi` (default `D * eps`, see `solve_stats`; unused by
+        contrastive with `lam > 0`, whose filter `(s + lam)^-1/2` is bounded).
+      landmark_rcond: relative cut-off on the eigenvalues of `K_mm` for Nystrom features; default `sqrt(m) * eps`,
+        the rounding level of an m x m eigendecomposition. (`featuremaps.feature_map`'s own default `m * eps` drops
+        real directions in float32: at m = 500 it changed the loss by 1.4e-2, against 1.5e-6 with this one.)
       block_size: rows per block when computing features (default 2048 per device).
       dtype: float dtype of the computation; default that of `X` (float64 when x64 is enabled).
       devices: devices of the 1-D data mesh that shards the rows; default: the first device.
@@ -637,15 +665,20 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
             fmap = _fm.feature_map(kernel, "rff", n_features=D, key=key, points=X)
         else:
             m = min(N, DEFAULT_LANDMARKS) if n_landmarks is None else _check_count("n_landmarks", n_landmarks)
+            if not isinstance(landmarks, str):
+                m = int(np.shape(landmarks)[0])
             if isinstance(landmarks, str) and m > N:
                 raise ValueError(f"n_landmarks = {m} exceeds the number of views N = {N} (landmarks are views)")
-            fmap = _fm.feature_map(kernel, "nystrom", n_features=m, key=key, points=X, landmarks=landmarks)
-    stats = feature_stats(objective, fmap, X, groups=groups, A=A, pairs=pairs, block_size=block_size,
-                          devices=devices, shard=shard)
+            if landmark_rcond is None:
+                landmark_rcond = math.sqrt(m) * float(jnp.finfo(X.dtype).eps)
+            fmap = _fm.feature_map(kernel, "nystrom", n_features=m, key=key, points=X, landmarks=landmarks,
+                                   rcond=landmark_rcond)
+    stats = _feature_stats(objective, fmap, X, groups=groups, A=A, pairs=pairs, block_size=block_size,
+                           devices=devices, shard=shard)
     W, w, s = solve_stats(objective, stats, dim=dim, lam=lam, beta=beta, rcond=rcond)
     loss_value = loss_from_stats(objective, W, stats, lam=lam, beta=beta)
-    fmap = _as_fmap(fmap, X)
-    train_x, sol_kernel, coef = fmap.representer(W)
+    train_x, sol_kernel, coef = fmap.representer(W)  # the caller's map: the Solution keeps its kernel object
+    train_x, coef = jnp.asarray(train_x, X.dtype), jnp.asarray(coef, X.dtype)
     return Solution(coef=coef, train_x=train_x, kernel=sol_kernel, eigenvalues=w, loss=loss_value,
                     gram_eigenvalues=s, loss_history=jnp.zeros((0,), X.dtype), objective=objective, dim=dim,
                     lam=lam, beta=beta, method=used)
