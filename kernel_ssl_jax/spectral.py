@@ -41,7 +41,11 @@ from kernel_ssl_jax import objectives as _objectives
 Array = jax.Array
 
 DEFAULT_LAM = 0.1
-METHODS = ("auto", "dense", "structured")
+METHODS = ("auto", "dense", "structured", "nystrom", "rff", "linear")
+FEATURE_METHODS = ("nystrom", "rff", "linear")
+# Above this many views, `method="auto"` leaves the O(N^3) exact paths for Nystrom features (unless A is a view-clique
+# graph for contrastive, whose structured path stays exact and needs one Cholesky factorisation).
+AUTO_NYSTROM_ABOVE = 20_000
 
 __all__ = [
     "DEFAULT_LAM",
@@ -347,8 +351,8 @@ def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM,
 
 
 def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
-          pairs=None, rcond: float | None = None, method: str = "auto", dtype=None,
-          block_size: int | None = None) -> Solution:
+          pairs=None, groups=None, rcond: float | None = None, method: str = "auto", dtype=None,
+          block_size: int | None = None, **feature_options) -> Solution:
     """Optimal linear representation in the kernel regime, in closed form (SPEC.md §3).
 
     Args:
@@ -363,10 +367,16 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
       beta: invariance weight of `vicreg` (ignored by the others).
       pairs: `(v1, v2)` index arrays of paired views, for `barlow` (`graphs.pairs_from_groups`).
       rcond: eigenvalues of K at or below `rcond * max` are dropped; default `N * eps`.
-      method: `"auto"` (structured when it applies, else dense), `"dense"` or `"structured"` (contrastive with a
-        view-clique `A`); the one used is recorded in `Solution.method`.
+      groups: `(N,)` source id of each view, instead of `A`: the view-clique graph `graphs.from_groups(groups)`.
+        The feature-space methods never form it, so at large N pass `groups`, not `A`.
+      method: `"auto"`, `"dense"`, `"structured"` (contrastive with a view-clique `A`), or a feature-space closed form
+        (`lowrank.solve_features`): `"nystrom"` (any kernel), `"rff"` (rbf/laplacian), `"linear"` (linear kernel,
+        exact). `"auto"` takes structured when it applies, Nystrom features above `AUTO_NYSTROM_ABOVE` views, else
+        dense; the one used is recorded in `Solution.method`.
       dtype: float dtype of the computation; default float64 when x64 is enabled, else float32.
-      block_size: rows per block when computing the Gram.
+      block_size: rows per block when computing the Gram (or the features).
+      **feature_options: options of the feature-space methods (`n_landmarks`, `n_features`, `landmarks`, `key`,
+        `devices`, `shard`; see `lowrank.solve_features`).
 
     Returns:
       A `Solution`.
@@ -398,6 +408,26 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     if dtype is not None:
         X = X.astype(dtype)
     N = X.shape[0]
+    if groups is not None:
+        if A is not None:
+            raise ValueError("give either A or groups, not both")
+        groups = _graphs.check_groups(groups, N)
+    if method == "auto" and N > AUTO_NYSTROM_ABOVE and not (objective == "contrastive" and lam > 0 and (
+            groups is not None or (A is not None and _graphs.clique_groups(A) is not None))):
+        method = "nystrom"
+    if method in FEATURE_METHODS:
+        from kernel_ssl_jax import lowrank  # the feature-space solvers build on this module
+
+        return lowrank.solve_features(objective, X, A, kernel=kernel, dim=dim, lam=lam, beta=beta, pairs=pairs,
+                                      groups=groups, method=method, rcond=rcond, block_size=block_size, dtype=dtype,
+                                      **feature_options)
+    if feature_options:
+        raise TypeError(f"options {sorted(feature_options)} apply to the feature-space methods {list(FEATURE_METHODS)}"
+                        f" only, not method={method!r}")
+    if groups is not None and objective != "barlow":
+        A = _graphs.from_groups(groups, dtype=X.dtype)
+    if groups is not None and objective == "barlow" and pairs is None:
+        pairs = _graphs.pairs_from_groups(groups)
     if objective == "barlow":
         if pairs is None:
             raise ValueError("barlow needs pairs=(v1, v2), the index arrays of paired views "

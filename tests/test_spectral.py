@@ -463,3 +463,25 @@ def test_vicreg_ridge_optimum_is_over_the_span_of_the_views(objective):
         assert float(sol.loss) > 1e-3  # the span-restricted optimum is strictly worse than the collapse
     else:
         assert float(sol.loss) > outside - 1e-12
+
+
+def test_feature_methods_and_groups_through_solve():
+    X, A, _, _ = problem("contrastive", n=12, a=2)
+    groups = np.repeat(np.arange(12), 2)
+    k = kernels.linear()
+    exact = kssl.solve("vicreg", X, A, kernel=k, dim=3, lam=0.2)
+    via_groups = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2)
+    linear = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2, method="linear")
+    assert linear.method == "linear"
+    Xt = views(4, 1, seed=2)[0]
+    assert float(via_groups.loss) == pytest.approx(float(exact.loss), rel=1e-10)
+    assert float(linear.loss) == pytest.approx(float(exact.loss), rel=1e-8, abs=1e-10)
+    assert rel(linear.induced_kernel(Xt), exact.induced_kernel(Xt)) < 1e-8
+    nys = kssl.solve("contrastive", X, A, kernel=KERNELS["rbf"], dim=3, lam=0.2, method="nystrom",
+                     n_landmarks=len(X), landmarks="uniform")
+    dense = kssl.solve("contrastive", X, A, kernel=KERNELS["rbf"], dim=3, lam=0.2, method="dense")
+    assert float(nys.loss) == pytest.approx(float(dense.loss), rel=1e-8)
+    with pytest.raises(ValueError, match="either A or groups"):
+        kssl.solve("vicreg", X, A, groups=groups, kernel=k, dim=3)
+    with pytest.raises(TypeError, match="apply to the feature-space methods"):
+        kssl.solve("vicreg", X, A, kernel=k, dim=3, n_landmarks=5)
