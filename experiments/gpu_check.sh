@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 OUT_FILE="${1:-${OUT:-.}/gpu_check.json}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
 START=$(date +%s)
 
 python - <<'EOF'

@@ -50,13 +50,11 @@ def assert_same(sol, ref, X_test, tol):
 # Exactness: linear features and Nystrom on all views reproduce the dense closed form
 
 
-@pytest.mark.parametrize("graph", ["groups", "weighted"])
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("objective,graph", [(o, g) for o in OBJECTIVES for g in ("groups", "weighted")
+                                             if not (o == "barlow" and g == "weighted")])  # barlow takes pairs
 def test_linear_features_equal_the_dense_path(objective, lam, graph):
     """psi(x) = x: K = X X^T is rank-deficient (N = 45 > d = 6), every objective is a 6 x 6 problem."""
-    if objective == "barlow" and graph == "weighted":
-        pytest.skip("barlow takes pairs, not a graph")
     X, groups, A, pairs, X_test = problem()
     k = kernels.linear()
     ref = kssl.solve(objective, X, kernel=k, dim=3, lam=lam, method="dense",
@@ -146,21 +144,21 @@ def test_random_features_approach_the_exact_path_as_D_grows():
     exact = kssl.solve("contrastive", X, graphs.from_groups(groups), kernel=k, dim=8, lam=0.1)
     K_exact = exact.induced_kernel(X_test)
     errs, gaps = [], []
-    for D in (16, 64, 256):
+    for D in (16, 256):
         runs = [lowrank.solve_features("contrastive", X, groups=groups, kernel=k, dim=8, lam=0.1, method="rff",
                                        n_features=D, key=jax.random.key(s)) for s in range(3)]
         errs.append(np.mean([rel(r.induced_kernel(X_test), K_exact) for r in runs]))
         gaps.append(np.mean([loss_gap(r.loss, exact.loss) for r in runs]))
-    print("rff D = 16, 64, 256: induced-kernel error", errs, "loss gap", gaps)
-    assert errs[0] > errs[1] > errs[2] and gaps[0] > gaps[2]
-    assert errs[2] < 0.4 and gaps[2] < 1e-2
+    print("rff D = 16, 256: induced-kernel error", errs, "loss gap", gaps)
+    assert errs[0] > errs[1] and gaps[0] > gaps[1]
+    assert errs[1] < 0.4 and gaps[1] < 1e-2
 
 
 def test_float32_feature_path_is_accurate():
     """float32 vs float64 with the same landmarks: bounded filter (lam > 0) and K_mm cut-off sqrt(m) eps."""
     X, groups, X_test = views()
     k = kernels.rbf(kssl.median_bandwidth(X))
-    s64 = lowrank.solve_features("contrastive", X, groups=groups, kernel=k, dim=8, lam=0.1, n_landmarks=80)
+    s64 = lowrank.solve_features("contrastive", X, groups=groups, kernel=k, dim=8, lam=0.1, n_landmarks=40)
     s32 = lowrank.solve_features("contrastive", X, groups=groups, kernel=k, dim=8, lam=0.1, landmarks=s64.train_x,
                                  dtype=jnp.float32)
     assert s32.coef.dtype == jnp.float32
@@ -215,13 +213,11 @@ def _robust_case(case):
     X = np.repeat(base, 2, axis=0) + 0.05 * rng.normal(size=(24, 4))
     k = kernels.rbf(kssl.median_bandwidth(X))
     if case == "duplicates":
-        X = np.repeat(base, 2, axis=0)  # the two views of a source coincide: K has rank 12
+        X = np.repeat(base, 2, axis=0)  # the two views of a source coincide: K is singular (rank 12)
     elif case == "tiny_bandwidth":
         k = kernels.rbf(1e-3)  # K = I
     elif case == "huge_bandwidth":
         k = kernels.rbf(1e4)  # K = all ones up to 1e-8
-    elif case == "singular":
-        k = kernels.linear()  # rank 4
     return X, groups, k, rng.normal(size=(5, 4))
 
 
@@ -238,38 +234,35 @@ def _finite_or_clear_error(X_test, fn, *args, **kwargs):
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_no_nan_for_finite_input(dtype):
-    """Duplicated points, K = I, K = all ones, singular K: every path returns finite values or a clear error.
+    """Duplicated points (singular K), K = I, K = all ones: finite values or a clear error, on every path.
 
-    Paths: `kssl.solve` dense (every objective at lam = 0, the pseudo-inverse case), `kssl.solve` auto (the
-    Cholesky path for the clique contrastive problem, lam = 0.1), and the feature path (random features for every
-    objective, psi = x for the linear kernel; Nystrom for contrastive where K_mm is degenerate). Shapes are shared
-    across cases, so each path compiles about once per dtype.
+    Paths: `kssl.solve` dense at lam = 0 (the pseudo-inverses: contrastive, and barlow's K^{+1/2}), `kssl.solve`
+    auto (the Cholesky path of the clique contrastive problem, lam = 0.1), the feature path with random features for
+    every objective and with Nystrom (degenerate K_mm). Shapes are shared across cases: each compiles once per dtype.
     """
     solved = 0
-    for case in ("duplicates", "tiny_bandwidth", "huge_bandwidth", "singular"):
+    for case in ("duplicates", "tiny_bandwidth", "huge_bandwidth"):
         X, groups, k, X_test = _robust_case(case)
         A = graphs.from_groups(groups)
         pairs = graphs.pairs_from_groups(groups)
-        feature_kw = dict(method="linear") if case == "singular" else dict(method="rff", n_features=32)
         for objective in OBJECTIVES:
-            kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A)
-            sol = _finite_or_clear_error(X_test, kssl.solve, objective, X, kernel=k, dim=2, lam=0.0, method="dense",
-                                         dtype=dtype, **kw)
-            solved += sol is not None
             fkw = dict(pairs=pairs) if objective == "barlow" else dict(groups=groups)
             sol = _finite_or_clear_error(X_test, lowrank.solve_features, objective, X, kernel=k, dim=2, lam=0.1,
-                                         dtype=dtype, **feature_kw, **fkw)
+                                         method="rff", n_features=32, dtype=dtype, **fkw)
             if sol is not None:
                 assert sol.coef.dtype == dtype
                 solved += 1
+        for objective, kw in (("contrastive", dict(A=A)), ("barlow", dict(pairs=pairs))):
+            sol = _finite_or_clear_error(X_test, kssl.solve, objective, X, kernel=k, dim=2, lam=0.0, method="dense",
+                                         dtype=dtype, **kw)
+            solved += sol is not None
         structured = _finite_or_clear_error(X_test, kssl.solve, "contrastive", X, A, kernel=k, dim=2, lam=0.1,
                                             dtype=dtype)
         assert structured is not None and structured.method == "structured"
-        if case in ("duplicates", "huge_bandwidth"):
-            nystrom = _finite_or_clear_error(X_test, lowrank.solve_features, "contrastive", X, groups=groups, kernel=k,
-                                             dim=2, lam=0.1, n_landmarks=16, dtype=dtype)
-            assert nystrom is not None and nystrom.coef.dtype == dtype
-    assert solved >= 12
+        nystrom = _finite_or_clear_error(X_test, lowrank.solve_features, "contrastive", X, groups=groups, kernel=k,
+                                         dim=2, lam=0.1, n_landmarks=16, dtype=dtype)
+        assert nystrom is not None and nystrom.coef.dtype == dtype
+    assert solved >= 8
 
 
 # --------------------------------------------------------------------------------------------------------------------
