@@ -32,6 +32,35 @@ def best_time(fn, repeats):
     return min(times)
 
 
+def bench_size(N, X0, rng, args):
+    """One row of the table: times for N views."""
+    n = N // 4
+    X = np.repeat(X0[:n], 4, axis=0) + 0.05 * rng.normal(size=(N, X0.shape[1]))
+    groups = np.repeat(np.arange(n), 4)
+    k = kssl.kernels.rbf(kssl.median_bandwidth(X))
+    A = kssl.graphs.from_groups(groups)
+    K = kssl.gram(k, X)
+    rcond = N * np.finfo(np.float64).eps
+
+    def run_solve():
+        return kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1).coef
+
+    def run_core(method):
+        return spectral.solve_gram("contrastive", K, A, dim=args.dim, lam=0.1, rcond=rcond, method=method)[0]
+
+    run_solve(), run_core("auto"), run_core("dense")  # compile
+    t_solve = best_time(run_solve, args.repeats)
+    t_core = best_time(lambda: run_core("auto"), args.repeats)
+    t_dense = best_time(lambda: run_core("dense"), args.repeats)
+    Kn = np.asarray(K)
+    t_kpca = best_time(lambda: KernelPCA(args.dim, kernel="precomputed", eigen_solver="dense").fit(Kn),
+                       args.repeats)
+    ls = float(kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1).loss)
+    ld = float(kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1, method="dense").loss)
+    print(f"{N:>6} {t_solve:>8.3f} {t_core:>8.3f} {t_dense:>8.3f} {t_kpca:>8.3f} {t_solve / t_kpca:>11.2f} "
+          f"{t_core / t_kpca:>10.2f} {t_dense / t_kpca:>11.2f} {abs(ls - ld) / abs(ld):>14.2e}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
@@ -46,32 +75,7 @@ def main():
               f"{'dense/kpca':>11} {'loss rel diff':>14}")
     print(header)
     for N in args.sizes:
-        n = N // 4
-        X = np.repeat(X0[:n], 4, axis=0) + 0.05 * rng.normal(size=(N, X0.shape[1]))
-        groups = np.repeat(np.arange(n), 4)
-        k = kssl.kernels.rbf(kssl.median_bandwidth(X))
-        A = kssl.graphs.from_groups(groups)
-        K = kssl.gram(k, X)
-        rcond = N * np.finfo(np.float64).eps
-
-        def run_solve():
-            return kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1).coef
-
-        def run_core(method):
-            return spectral.solve_gram("contrastive", K, A, dim=args.dim, lam=0.1, rcond=rcond, method=method)[0]
-
-        run_solve(), run_core("auto"), run_core("dense")  # compile
-        t_solve = best_time(run_solve, args.repeats)
-        t_core = best_time(lambda: run_core("auto"), args.repeats)
-        t_dense = best_time(lambda: run_core("dense"), args.repeats)
-        Kn = np.asarray(K)
-        t_kpca = best_time(lambda: KernelPCA(args.dim, kernel="precomputed", eigen_solver="dense").fit(Kn),
-                           args.repeats)
-        ls = float(kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1).loss)
-        ld = float(kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1, method="dense").loss)
-        print(f"{N:>6} {t_solve:>8.3f} {t_core:>8.3f} {t_dense:>8.3f} {t_kpca:>8.3f} {t_solve / t_kpca:>11.2f} "
-              f"{t_core / t_kpca:>10.2f} {t_dense / t_kpca:>11.2f} {abs(ls - ld) / abs(ld):>14.2e}", flush=True)
-
+        bench_size(N, X0, rng, args)
 
 if __name__ == "__main__":
     main()

@@ -14,12 +14,12 @@ import jax as _jax
 if _os.environ.get("KSSL_ENABLE_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
-from kernel_ssl_jax import augment, data, evaluate, gradient, graphs, kernels, objectives, spectral  # noqa: E402
-from kernel_ssl_jax.estimator import KernelSSL  # noqa: E402
-from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth  # noqa: E402
-from kernel_ssl_jax.objectives import OBJECTIVES  # noqa: E402
-from kernel_ssl_jax.gradient import train  # noqa: E402
-from kernel_ssl_jax.spectral import Solution, features, induced_kernel, solve  # noqa: E402
+from kernel_ssl_jax import augment, data, evaluate, gradient, graphs, kernels, objectives, spectral
+from kernel_ssl_jax.estimator import KernelSSL
+from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth
+from kernel_ssl_jax.objectives import OBJECTIVES
+from kernel_ssl_jax.gradient import train
+from kernel_ssl_jax.spectral import Solution, features, induced_kernel, solve
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,8 @@
 """Data augmentations: pure functions of one example, batched with ``jax.vmap``.
 
 Every augmentation is a function ``aug(key, x) -> x_aug`` acting on ONE example ``x`` of shape ``(d,)``, deterministic
-given ``key`` and returning the same shape and dtype. The constructors below (``translate``, ``rotate``, ``gaussian_noise``...)
+given ``key`` and returning the same shape and dtype. The constructors below (``translate``, ``rotate``,
+``gaussian_noise``...)
 fix the strength and return such a function; ``make_views`` draws a ``(n, n_views)`` grid of keys and vmaps the
 augmentation over it, which is how the positive pairs (the groups of the augmentation graph) are produced.
 

@@ -73,7 +73,6 @@ __all__ = [
     "prepare",
     "fit_objectives",
     "representations",
-    "kernel_knn",
     "evaluate_all",
     "format_table",
     "write_run",

@@ -261,13 +261,13 @@ def test_accuracy_vs_labels_structure_and_paired_draws():
     seen.clear()
     res_again = accuracy_vs_labels(predict, y, yt, per_class_list=(1, 2, "all"), n_draws=3, seed=4)
     assert res_again == res
-    assert all(np.array_equal(a, b) for a, b in zip(seen_first, seen))
+    assert all(np.array_equal(a, b) for a, b in zip(seen_first, seen, strict=True))
     other = []
     accuracy_vs_labels(lambda idx: other.append(idx) or knn_cosine(F[idx], y[idx], Ft), y, yt, (1,), 3, seed=4)
-    assert all(np.array_equal(a, b) for a, b in zip(seen_first[:3], other))
+    assert all(np.array_equal(a, b) for a, b in zip(seen_first[:3], other, strict=True))
     other.clear()
     accuracy_vs_labels(lambda idx: other.append(idx) or knn_cosine(F[idx], y[idx], Ft), y, yt, (1,), 3, seed=5)
-    assert not all(np.array_equal(a, b) for a, b in zip(seen_first[:3], other))
+    assert not all(np.array_equal(a, b) for a, b in zip(seen_first[:3], other, strict=True))
 
 
 def test_accuracy_vs_labels_errors():
