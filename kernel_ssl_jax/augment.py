@@ -2,9 +2,9 @@
 
 Every augmentation is a function ``aug(key, x) -> x_aug`` acting on ONE example ``x`` of shape ``(d,)``, deterministic
 given ``key`` and returning the same shape and dtype. The constructors below (``translate``, ``rotate``,
-``gaussian_noise``...)
-fix the strength and return such a function; ``make_views`` draws a ``(n, n_views)`` grid of keys and vmaps the
-augmentation over it, which is how the positive pairs (the groups of the augmentation graph) are produced.
+``gaussian_noise``...) fix the strength and return such a function; ``make_views`` draws a ``(n, n_views)`` grid
+of keys and vmaps the augmentation over it, which is how the positive pairs (the groups of the augmentation graph)
+are produced.
 
 Image augmentations take the image shape ``(height, width)`` at construction and reshape the flat example internally,
 so images and plain feature vectors flow through the same code path. A strength of zero always yields exactly the
