@@ -57,6 +57,7 @@ from kernel_ssl_jax.spectral import (
     DEFAULT_LAM,
     Solution,
     _check_dim,
+    check_barlow_feasible,
     _check_pairs,
     _check_scalar,
     _check_x,
@@ -515,11 +516,7 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
         raise ValueError(f"dim = {dim} exceeds the rank of the feature second moment Psi^T Psi ({rank} at "
                          f"rcond={rcond:.3g}); the largest feasible dim is {rank}")
     if objective == "barlow":
-        tol = rcond * float(jnp.max(jnp.abs(w)))
-        feasible = int(jnp.sum(w > tol))
-        if feasible < dim:
-            raise ValueError(f"barlow: only {feasible} directions have positive cross-view correlation, so "
-                             f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
+        check_barlow_feasible(w, dim, rcond)
     return W, w, s
 
 

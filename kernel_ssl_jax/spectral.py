@@ -319,6 +319,15 @@ def _solve_clique_cholesky(K, groups, lam, dim, n_sources):
     return C, mu
 
 
+def check_barlow_feasible(eigenvalues, dim: int, rcond: float) -> None:
+    """Raises unless the top `dim` Barlow eigenvalues `l` (SPEC §3.4) are positive, naming the largest feasible dim."""
+    tol = rcond * float(jnp.max(jnp.abs(eigenvalues)))
+    feasible = int(jnp.sum(eigenvalues > tol))
+    if feasible < dim:
+        raise ValueError(f"barlow: only {feasible} directions have positive cross-view correlation, so "
+                         f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
+
+
 def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
                pairs=None, rcond: float | None = None, method: str = "auto", eig: GramEigh | None = None):
     """Closed form from a precomputed Gram `K` of the training views. Returns `(coef, eigenvalues, eig, method)`.
@@ -463,11 +472,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
                                       rcond=rcond, method=method, eig=truncate(eig, rcond) if rank < N else eig)
         gram_eigenvalues = eig.s
     if objective == "barlow":
-        tol = rcond * float(jnp.max(jnp.abs(w)))
-        feasible = int(jnp.sum(w > tol))
-        if feasible < dim:
-            raise ValueError(f"barlow: only {feasible} directions have positive cross-view correlation, so "
-                             f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
+        check_barlow_feasible(w, dim, rcond)
     kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A_checked, beta=beta)
     loss_value = _objectives.loss_from_coef(objective, coef, K, lam=lam, **kw)
     return Solution(coef=coef, train_x=X, kernel=kernel, eigenvalues=w, loss=loss_value,
