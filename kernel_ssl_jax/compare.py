@@ -47,9 +47,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
-import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -513,13 +510,6 @@ CLI_DEFAULTS = (
 )
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -584,27 +574,16 @@ def run_cli(cfg: Mapping, *, objective: str, steps: int, dynamics_steps: int, ou
         "kernel": repr(prep.kernel),
         "config": cfg,
     }
-    where.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"compare-{objective}")
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    final, i = where / base, 2
-    while final.exists():
-        final, i = where / f"{base}-{i}", i + 1
-    tmp = where / f".{final.name}.partial-{os.getpid()}"
-    with prog.stage("write", "results.json, compare.png, dynamics.png"):
-        tmp.mkdir()
-        try:
-            results["run_dir"] = str(final)
-            results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
-            _atomic_write(tmp / "results.json", json.dumps(_jsonable(results), indent=1, allow_nan=True) + "\n")
-            plot_comparison(cmp, tmp / "compare.png")
-            if dyn is not None:
-                plot_dynamics(dyn, tmp / "dynamics.png", f"{dyn_objective}: stepwise learning from a small start "
-                              f"(sgd, lr {dyn.learning_rate:.3g})")
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    with prog.stage("write", "results.json, compare.png, dynamics.png"), \
+            _experiment.new_run_folder(where, f"compare-{objective}") as (tmp, final):
+        results["run_dir"] = str(final)
+        results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
+        _experiment.atomic_write(tmp / "results.json",
+                                 json.dumps(_jsonable(results), indent=1, allow_nan=True) + "\n")
+        plot_comparison(cmp, tmp / "compare.png")
+        if dyn is not None:
+            plot_dynamics(dyn, tmp / "dynamics.png", f"{dyn_objective}: stepwise learning from a small start "
+                          f"(sgd, lr {dyn.learning_rate:.3g})")
     print(f"\n{objective} on {prep.views.shape[0]} views of {ds.X_train.shape[0]} {ds.name} samples "
           f"({prep.kernel!r}, dim {dim}, lam {lam:g}); accuracy on {ds.X_test.shape[0]} held-out samples, "
           f"mean ± std over {ev['n_draws']} label draws\n", file=stdout)

@@ -75,6 +75,8 @@ __all__ = [
     "representations",
     "evaluate_all",
     "format_table",
+    "new_run_folder",
+    "atomic_write",
     "write_run",
     "run",
 ]
@@ -490,7 +492,8 @@ def _csv_text(accuracy: Mapping) -> str:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Writes `data` to `path` through a temporary file and `os.replace`: the file is complete or absent."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
@@ -585,40 +588,44 @@ def _figure_spectrum(prep: Prepared, solutions: Mapping, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _run_name(cfg: Mapping, ds_name: str) -> str:
-    name = cfg["output"]["name"] or ds_name
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
+@contextlib.contextmanager
+def new_run_folder(out_dir: str | Path, name: str):
+    """Yields `(tmp, final)` for a new run folder `<out_dir>/<timestamp>-<name>` (suffixed `-2`, `-3`, ... if taken).
 
-
-def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path) -> Path:
-    """Writes the run folder `<out_dir>/<timestamp>-<name>` and returns its path.
-
-    Everything goes to a hidden temporary folder first, which is renamed at the end: a run folder is complete or
-    absent. `results.json` itself is written atomically (temporary file, then `os.replace`).
+    Everything is written into the hidden folder `tmp`, renamed to `final` when the block ends without error and
+    removed otherwise: a run folder is complete or absent.
     """
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_run_name(prep.cfg, prep.ds.name)}"
-    final = out_dir / base
-    i = 2
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'run'}"
+    final, i = out_dir / base, 2
     while final.exists():
         final, i = out_dir / f"{base}-{i}", i + 1
     tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
+        yield tmp, final
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path) -> Path:
+    """Writes the run folder `<out_dir>/<timestamp>-<name>` (see `new_run_folder`) and returns its path.
+
+    `results.json` itself is written atomically (temporary file, then `os.replace`).
+    """
+    with new_run_folder(out_dir, prep.cfg["output"]["name"] or prep.ds.name) as (tmp, final):
         results["run_dir"] = str(final)
-        _atomic_write(tmp / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
-        _atomic_write(tmp / "results.csv", _csv_text(results["accuracy"]))
-        _atomic_write(tmp / "config.toml", _config.dumps(prep.cfg))
+        atomic_write(tmp / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
+        atomic_write(tmp / "results.csv", _csv_text(results["accuracy"]))
+        atomic_write(tmp / "config.toml", _config.dumps(prep.cfg))
         if prep.cfg["output"]["figures"]:
             objectives = list(solutions)
             _figure_accuracy(results["accuracy"], objectives, tmp / "accuracy.png")
             _figure_kernels(prep, solutions, tmp / "kernels.png")
             _figure_spectrum(prep, solutions, tmp / "spectrum.png")
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
