@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -174,13 +173,7 @@ def _check_x(X, name: str = "X", d: int | None = None) -> Array:
 
 
 def _check_scalar(name: str, value, *, allow_zero: bool = True) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (not allow_zero and v == 0):
-        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return v
+    return float(_kernels._check_nonneg(name, value, strict=not allow_zero))
 
 
 def _check_dim(dim) -> int:
