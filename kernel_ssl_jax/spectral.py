@@ -447,12 +447,15 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         raise ValueError("the Gram matrix of X under kernel has NaN or Inf: check the kernel parameters")
     if rcond is None:
         rcond = N * float(jnp.finfo(K.dtype).eps)
-    groups = None
-    if objective == "contrastive" and method in ("auto", "structured") and lam > 0:
-        groups = _graphs.clique_groups(A_checked)
-    if groups is not None:
+    cliques = None
+    if objective == "contrastive" and method in ("auto", "structured"):
+        # Given groups already name the cliques; otherwise recognise them in A (O(N^2), once).
+        cliques = groups if groups is not None else _graphs.clique_groups(A_checked)
+        if cliques is None and method == "auto":
+            method = "dense"
+    if cliques is not None and lam > 0:
         # Every dim <= N is feasible here: directions beyond the target's rank (n sources) are zero rows.
-        coef, w = _solve_clique_cholesky(K, jnp.asarray(groups), lam, dim, int(groups.max()) + 1)
+        coef, w = _solve_clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(cliques.max()) + 1)
         gram_eigenvalues, used = jnp.zeros((0,), K.dtype), "structured"
     else:
         eig = decompose(K, rcond)
