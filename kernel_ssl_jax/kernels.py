@@ -271,12 +271,38 @@ def _dot_gram(kernel: Kernel, X: Array, Y: Array) -> Array:
     return kernel.from_dots(xy, xx, yy, X.shape[1])
 
 
-@jax.jit
-def _restore_symmetry(kernel: Kernel, K: Array, X: Array) -> Array:
-    # Rounding in x.x + y.y - 2 x.y breaks exact symmetry and k(x, x); restore both.
+# Rows per panel of a symmetric Gram: large enough for efficient products, small enough that the mirrored
+# panels stay cheap.
+_SYM_PANEL = 2048
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _dot_gram_sym(kernel: Kernel, X: Array, block: int) -> Array:
+    # Row panels of the upper triangle only, each mirrored below the diagonal: half the products and kernel
+    # evaluations of the full Gram, exact symmetry for free, and no N x N transpose pass. Rounding in
+    # x.x + y.y - 2 x.y breaks symmetry and k(x, x) inside the diagonal blocks: restore both there.
+    n, d = X.shape
     sq = jnp.sum(X * X, axis=1)
-    K = 0.5 * (K + K.T)
-    return K.at[jnp.diag_indices(K.shape[0])].set(kernel.from_dots(sq, sq, sq, X.shape[1]))
+    K = jnp.empty((n, n), X.dtype)
+    for i in range(0, n, block):
+        b = min(block, n - i)
+        panel = kernel.from_dots(X[i : i + b] @ X[i:].T, sq[i : i + b, None], sq[None, i:], d)
+        diag = 0.5 * (panel[:, :b] + panel[:, :b].T)
+        diag = diag.at[jnp.diag_indices(b)].set(kernel.from_dots(sq[i : i + b], sq[i : i + b], sq[i : i + b], d))
+        K = K.at[i : i + b, i : i + b].set(diag)
+        if i + b < n:
+            K = K.at[i : i + b, i + b :].set(panel[:, b:])
+            K = K.at[i + b :, i : i + b].set(panel[:, b:].T)
+    return K
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _dot_gram_blocks(kernel: Kernel, X: Array, Y: Array, block: int) -> Array:
+    # Row blocks written into one buffer (in place under jit; a concatenate would copy the whole Gram again).
+    K = jnp.empty((X.shape[0], Y.shape[0]), X.dtype)
+    for i in range(0, X.shape[0], block):
+        K = K.at[i : i + block].set(_dot_gram(kernel, X[i : i + block], Y))
+    return K
 
 
 def _generic_gram(kernel: Callable, X: Array, Y: Array) -> Array:
@@ -291,8 +317,9 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
 
     For a `Kernel` the Gram is one matrix product plus elementwise work, so memory beyond the `(n, m)` output is
     O(n + m). Any other callable `k(x, y)` on single examples is batched with `vmap(vmap(k))`; then a block of
-    `block_size` rows bounds the intermediate memory to O(block_size * m * d). With `Y=None` the result is exactly
-    symmetric with an exact diagonal.
+    `block_size` rows bounds the intermediate memory to O(block_size * m * d). With `Y=None` and a `Kernel` only the
+    upper triangle is computed, in row panels of at most `min(block_size, 2048)` rows each mirrored below the
+    diagonal: half the work, and the result is exactly symmetric with an exact diagonal.
 
     Args:
       kernel: a `Kernel` or a callable `k(x, y) -> scalar` on single examples.
@@ -324,19 +351,17 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
         dtype = jnp.result_type(float)
     if X.dtype != dtype or Y.dtype != dtype:
         X, Y = X.astype(dtype), Y.astype(dtype)
+    block = X.shape[0] if block_size is None else min(int(block_size), X.shape[0])
     if isinstance(kernel, Kernel):
-        block_fn = functools.partial(_dot_gram, kernel)
-    elif callable(kernel):
-        block_fn = functools.partial(_generic_gram_jit, kernel)
-    else:
+        if sym:
+            return _dot_gram_sym(kernel, X, min(block, _SYM_PANEL))
+        return _dot_gram_blocks(kernel, X, Y, block)
+    if not callable(kernel):
         raise TypeError(f"kernel must be a Kernel or a callable k(x, y), got {type(kernel).__name__}")
-    if block_size is None or block_size >= X.shape[0]:
-        K = block_fn(X, Y)
-    else:
-        K = jnp.concatenate([block_fn(X[i : i + block_size], Y) for i in range(0, X.shape[0], block_size)], axis=0)
-    if sym and isinstance(kernel, Kernel):
-        K = _restore_symmetry(kernel, K, X)
-    return K
+    if block >= X.shape[0]:
+        return _generic_gram_jit(kernel, X, Y)
+    return jnp.concatenate([_generic_gram_jit(kernel, X[i : i + block], Y) for i in range(0, X.shape[0], block)],
+                           axis=0)
 
 
 def median_bandwidth(X, *, max_points: int = 1000, seed: int = 0) -> float:

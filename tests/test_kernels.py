@@ -146,6 +146,19 @@ def test_blockwise_equals_unblocked(name, params, block_size):
     np.testing.assert_allclose(kssl.gram(k, X, block_size=block_size), kssl.gram(k, X), rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize(("name", "params"), BLOCK_CASES[:3], ids=[f"{n}" for n, _ in BLOCK_CASES[:3]])
+def test_symmetric_gram_in_panels_is_exact_and_mirrored(name, params):
+    # Panels of 3 rows over 7 points: full panels, a ragged last one, and mirrored off-diagonal blocks.
+    X, _ = _data(seed=4)
+    X = np.concatenate([X, X[:2] * 1.5])[:7]
+    k = _make(name, params)
+    K = np.asarray(kssl.gram(k, X, block_size=3))
+    assert K.shape == (7, 7)
+    assert np.array_equal(K, K.T)
+    np.testing.assert_allclose(K, _vmap_vmap(k, X, X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(np.diag(K), [_ref_pair(name, params, x, x) for x in X], rtol=1e-13, atol=0)
+
+
 @pytest.mark.parametrize(("name", "params"), CASES, ids=CASE_IDS)
 def test_symmetric_gram_is_exactly_symmetric_with_exact_diagonal(name, params):
     # Rows at very different scales and two near-duplicate rows stress the x.x + y.y - 2 x.y cancellation.
