@@ -117,34 +117,24 @@ def _run_epilog() -> str:
 # kssl compare
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(parse, minimum, expected: str):
+    """An argparse type: `parse(text)` that must be finite and at least `minimum`, else "expected <expected>"."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+_positive_int = _number(int, 1, "a positive integer")
+_non_negative_int = _number(int, 0, "an integer >= 0")
+_non_negative_float = _number(float, 0.0, "a finite number >= 0")
 
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +203,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="sweep TOML: a run configuration plus a [sweep] section")
     parser.add_argument("--out", metavar="FILE", help="results JSONL file (default: sweep.output, else "
                                                       "<output.dir>/sweep-<config stem>.jsonl)")
-    parser.add_argument("--max-points", type=int, default=None, metavar="N",
+    parser.add_argument("--max-points", type=_positive_int, default=None, metavar="N",
                         help="stop after computing N new points (rerun to continue)")
     parser.add_argument("--quiet", action="store_true", help="do not print progress")
 

@@ -172,7 +172,11 @@ def test_cli_compare_writes_the_run_folder(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--dim", "0"], "--dim"),
+    (["--dim", "2.5"], "expected a positive integer, got '2.5'"),
     (["--lam", "-1"], "--lam"),
+    (["--lam", "inf"], "expected a finite number >= 0, got 'inf'"),
+    (["--lam", "nan"], "expected a finite number >= 0, got 'nan'"),
+    (["--dynamics-steps", "-1"], "expected an integer >= 0, got '-1'"),
     (["--objective", "simclr"], "--objective"),
     (["--set", "ssl.dimm=3"], "ssl.dimm"),
     (["--n-sources", "60", "--dim", "500"], "ssl.dim"),
