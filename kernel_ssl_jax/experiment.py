@@ -24,8 +24,9 @@ the expensive parts:
    - `supervised`: multinomial logistic regression on the raw inputs, trained on the same labelled draws (a
      labels-only reference that sees neither the unlabelled pool nor a kernel; its "all" column is the fully
      supervised reference).
-7. `write_run`: `results.json`, `results.csv`, `config.toml` and PNG figures in a new run folder
-   `<output.dir>/<timestamp>-<name>`; the folder appears (by one rename) only once everything is written.
+7. `write_run`: `results.json`, `results.csv`, `config.toml`, `kernels.npz` (heat-map data) and PNG figures in a
+   new run folder `<output.dir>/<timestamp>-<name>`; the folder appears (by one rename) only once everything is
+   written.
 
 Example:
   >>> from kernel_ssl_jax import config, experiment
@@ -531,37 +532,34 @@ def _figure_accuracy(accuracy: Mapping, objectives, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _figure_kernels(prep: Prepared, solutions: Mapping, path: Path) -> None:
-    from matplotlib.figure import Figure
+def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray]:
+    """The data of `kernels.png`: normalised base and induced kernels on test samples sorted by label.
 
+    `eval.heatmap_per_class` test samples of each class (seeded by `eval.seed`), sorted by label. Each kernel is
+    normalised as `k(x, y) / sqrt(k(x, x) k(y, y))` (for the induced kernel `k*` the cosine of `f(x), f(y)`).
+
+    Returns:
+      The arrays of `kernels.npz` (`report.load_kernel_heatmaps` reads them back): `names` (P,) (`"base"`, then
+      the objectives), `kernels` (P, n, n) float32, `labels` (n,) and `test_index` (n,) (rows of the test set).
+    """
     ds, ev = prep.ds, prep.cfg["eval"]
     rng = np.random.default_rng(ev["seed"])
     idx = np.concatenate([rng.permutation(np.flatnonzero(ds.y_test == c))[:ev["heatmap_per_class"]]
                           for c in np.unique(ds.y_test)])
-    Xs, ys = jnp.asarray(ds.X_test[idx]), ds.y_test[idx]
+    Xs = jnp.asarray(ds.X_test[idx])
 
     def cosine(G):
         d = np.sqrt(np.clip(np.diag(G), 1e-300, None))
         return G / np.outer(d, d)
 
-    panels = [("base kernel k", cosine(np.asarray(_kernels.gram(prep.kernel, Xs))))]
+    names, mats = ["base"], [cosine(np.asarray(_kernels.gram(prep.kernel, Xs)))]
     for o, sol in solutions.items():
         F = np.asarray(sol.features(Xs))
-        panels.append((f"induced k* ({o})", cosine(F @ F.T)))
-    fig = Figure(figsize=(3.3 * len(panels), 3.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    bounds = np.flatnonzero(np.diff(ys)) + 0.5
-    for ax, (title, G) in zip(axes, panels, strict=True):
-        im = ax.imshow(G, cmap="viridis", interpolation="nearest")
-        for b in bounds:
-            ax.axhline(b, color="w", lw=0.4)
-            ax.axvline(b, color="w", lw=0.4)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(f"normalised kernels k(x,y)/sqrt(k(x,x)k(y,y)) on {len(idx)} test samples sorted by label")
-    fig.savefig(path, dpi=110)
+        names.append(o)
+        mats.append(cosine(F @ F.T))
+    # float32 keeps the file small (n = 200 by default); the figure is drawn from these stored values.
+    return {"names": np.asarray(names), "kernels": np.stack(mats).astype(np.float32),
+            "labels": np.asarray(ds.y_test[idx]), "test_index": idx}
 
 
 def _figure_spectrum(prep: Prepared, solutions: Mapping, path: Path) -> None:
@@ -614,17 +612,26 @@ def new_run_folder(out_dir: str | Path, name: str):
 def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path) -> Path:
     """Writes the run folder `<out_dir>/<timestamp>-<name>` (see `new_run_folder`) and returns its path.
 
-    `results.json` itself is written atomically (temporary file, then `os.replace`).
+    Files: `results.json`, `results.csv`, `config.toml`, `kernels.npz` (the heat-map matrices, see
+    `_kernel_heatmaps`, so that `kssl report` can redraw `kernels.png`) and, with `output.figures`, `accuracy.png`,
+    `kernels.png` and `spectrum.png`. The data files are each written atomically (temporary file, then
+    `os.replace`), and the folder appears only once everything is in it.
     """
     with new_run_folder(out_dir, prep.cfg["output"]["name"] or prep.ds.name) as (tmp, final):
         results["run_dir"] = str(final)
         atomic_write(tmp / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
         atomic_write(tmp / "results.csv", _csv_text(results["accuracy"]))
         atomic_write(tmp / "config.toml", _config.dumps(prep.cfg))
+        heatmaps = _kernel_heatmaps(prep, solutions)
+        buf = io.BytesIO()
+        np.savez(buf, **heatmaps)
+        atomic_write(tmp / "kernels.npz", buf.getvalue())
         if prep.cfg["output"]["figures"]:
+            from kernel_ssl_jax import report
+
             objectives = list(solutions)
             _figure_accuracy(results["accuracy"], objectives, tmp / "accuracy.png")
-            _figure_kernels(prep, solutions, tmp / "kernels.png")
+            report.figure_kernels(heatmaps, tmp / "kernels.png")
             _figure_spectrum(prep, solutions, tmp / "spectrum.png")
     return final
 

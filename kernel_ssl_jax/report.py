@@ -3,13 +3,17 @@
 Sources:
   - a `kssl run` folder or its `results.json`: `accuracy.png` (test accuracy against labels per class for every
     objective's main probe, the base kernel and the supervised reference), `spectrum.png` (Gram eigenvalues and the
-    targets' kept eigenvalues) and `report.md` (the accuracy table, losses, timings);
+    targets' kept eigenvalues), `kernels.png` (heat maps of the normalised base and induced kernels on test samples
+    sorted by label, from the run's `kernels.npz`; `kssl run` draws its own copy with the same function,
+    `figure_kernels`) and `report.md` (the accuracy table, losses, timings);
   - a `kssl sweep` JSONL file: for every swept key, `sweep_<key>.png` (accuracy at one label budget against the
     key's values, one panel per objective, one line per value of the other swept key with the fewest values, the
     rest averaged; the base kernel dashed), `separation_<key>.png` (separation ratio of held-out augmented pairs for
-    the induced and base kernels) and `report.md` (one table row per point).
+    the induced and base kernels); for every pair of swept keys, `heatmap_accuracy_<x>__<y>.png` and
+    `heatmap_separation_<x>__<y>.png` (the same two metrics over the grid of the two keys, one annotated panel per
+    objective and one for the base kernel, other swept keys averaged); and `report.md` (one table row per point).
 
-Nothing is recomputed: no data set, kernel or solver is touched, only JSON.
+Nothing is recomputed: no data set, kernel or solver is touched, only JSON and the run's `kernels.npz`.
 
 Example:
   >>> build_report("runs/sweep-lam-dim.jsonl")  # doctest: +SKIP
@@ -17,9 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +34,7 @@ import numpy as np
 
 from kernel_ssl_jax import config as _config
 
-__all__ = ["build_report", "load_source", "sweep_table"]
+__all__ = ["build_report", "figure_kernels", "load_kernel_heatmaps", "load_source", "sweep_table"]
 
 ConfigError = _config.ConfigError
 
@@ -77,8 +83,64 @@ def _safe(name: str) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 # A kssl run
 
+KERNEL_HEATMAPS = "kernels.npz"
 
-def _run_report(res: Mapping, out: Path) -> list[str]:
+
+def load_kernel_heatmaps(path: str | Path) -> dict[str, np.ndarray]:
+    """Reads and checks a run's `kernels.npz` (written by `kssl run`, see `experiment.write_run`).
+
+    Returns:
+      `{"names": (P,) str, "kernels": (P, n, n), "labels": (n,), "test_index": (n,)}`: `names[0]` is `"base"`,
+      the others are objectives; `kernels[p]` is the normalised kernel on the test samples `test_index`, sorted by
+      `labels`.
+
+    Raises:
+      ConfigError: the file is missing, not an .npz archive, or lacks an array or has inconsistent shapes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{str(path)!r} not found: 'kssl run' writes it into the run folder")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ConfigError(f"{str(path)!r} is not a valid kernels.npz: {e}") from None
+    missing = [k for k in ("names", "kernels", "labels", "test_index") if k not in data]
+    if missing:
+        raise ConfigError(f"{str(path)!r} lacks the array(s) {', '.join(missing)}")
+    names, kmats, labels = data["names"], data["kernels"], data["labels"]
+    n = labels.shape[0] if labels.ndim == 1 else -1
+    if (n < 1 or names.ndim != 1 or kmats.shape != (names.shape[0], n, n) or data["test_index"].shape != (n,)
+            or names.shape[0] < 1):
+        raise ConfigError(f"{str(path)!r} has inconsistent shapes: names {names.shape}, kernels {kmats.shape}, "
+                          f"labels {labels.shape}, test_index {data['test_index'].shape}")
+    return data
+
+
+def figure_kernels(heatmaps: Mapping[str, np.ndarray], path: str | Path) -> None:
+    """Draws `kernels.png`: one heat map per kernel of `heatmaps` (see `load_kernel_heatmaps`), class boundaries
+    as white lines. Used by `kssl run` (on the arrays it saves) and by `kssl report` (on the saved file)."""
+    from matplotlib.figure import Figure
+
+    names, kmats, ys = heatmaps["names"], np.asarray(heatmaps["kernels"]), np.asarray(heatmaps["labels"])
+    titles = ["base kernel k" if str(n) == "base" else f"induced k* ({n})" for n in names]
+    fig = Figure(figsize=(3.3 * len(titles), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(titles)))
+    bounds = np.flatnonzero(np.diff(ys)) + 0.5
+    for ax, title, G in zip(axes, titles, kmats, strict=True):
+        im = ax.imshow(G, cmap="viridis", interpolation="nearest")
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.4)
+            ax.axvline(b, color="w", lw=0.4)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(f"normalised kernels k(x,y)/sqrt(k(x,x)k(y,y)) on {ys.size} test samples sorted by label")
+    fig.savefig(path, dpi=110)
+
+
+def _run_report(res: Mapping, out: Path, run_folder: Path) -> list[str]:
     from matplotlib.figure import Figure
 
     acc = res["accuracy"]
@@ -123,6 +185,13 @@ def _run_report(res: Mapping, out: Path) -> list[str]:
         ax1.legend(fontsize=8)
         fig.savefig(out / "spectrum.png", dpi=110)
         figures.append("spectrum.png")
+    notes = []
+    if (run_folder / KERNEL_HEATMAPS).exists():
+        figure_kernels(load_kernel_heatmaps(run_folder / KERNEL_HEATMAPS), out / "kernels.png")
+        figures.append("kernels.png")
+    else:
+        notes.append(f"kernels.png not rebuilt: no {KERNEL_HEATMAPS} in the run folder (runs written before it "
+                     f"existed).")
 
     lines = [f"# Run report: {data.get('name', '?')}", ""]
     lines.append(f"{data.get('n_train', '?')} unlabelled training samples x {res.get('views', {}).get('n_views', '?')}"
@@ -139,6 +208,7 @@ def _run_report(res: Mapping, out: Path) -> list[str]:
         lines += ["", "Losses: " + ", ".join(f"{o} {v:.4g}" for o, v in res["losses"].items())]
     if res.get("timings"):
         lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in res["timings"].items())]
+    lines += ["", *notes] if notes else []
     lines += ["", *[f"![{f}]({f})" for f in figures], ""]
     return lines
 
@@ -260,12 +330,88 @@ def _sweep_figures(records: Sequence[Mapping], out: Path, budget: str) -> list[t
     return figures
 
 
+def _grid_mean(records, kx, xs, ky, ys, value_fn) -> np.ndarray:
+    """`(len(ys), len(xs))` means of `value_fn` over the records at each `(ky, kx)` cell (NaN where none)."""
+    cells: dict[tuple[int, int], list[float]] = {}
+    col = {json.dumps(v): i for i, v in enumerate(xs)}
+    row = {json.dumps(v): i for i, v in enumerate(ys)}
+    for r in records:
+        v = value_fn(r)
+        if v is None or not math.isfinite(v):
+            continue
+        cells.setdefault((row[json.dumps(r["params"][ky])], col[json.dumps(r["params"][kx])]), []).append(v)
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for (i, j), vals in cells.items():
+        grid[i, j] = np.mean(vals)
+    return grid
+
+
+def _sweep_heatmaps(records: Sequence[Mapping], out: Path, budget: str) -> list[tuple[str, str]]:
+    """For every pair of swept keys: accuracy and separation ratio over the two keys' grid, one panel per
+    objective and one for the base kernel, every cell annotated (other swept keys averaged)."""
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    swept = _swept(records)
+    objectives = list(dict.fromkeys(o for r in records for o in r["objectives"]))
+    panels = [*objectives, "base kernel"]
+    figures = []
+    for k1, k2 in itertools.combinations(swept, 2):
+        kx, ky = (k1, k2) if len(swept[k1]) > len(swept[k2]) else (k2, k1)  # the longer key along x
+        xs, ys = _sortable(swept[kx]), _sortable(swept[ky])
+        rest = [k for k in swept if k not in (kx, ky)]
+        for metric, label, fmt in (("accuracy", f"test accuracy at {budget} labels per class", "{:.3f}"),
+                                   ("separation", "separation ratio pos/neg (held-out pairs)", "{:.2f}")):
+            def value(r, name, metric=metric):
+                e = r["base_kernel"] if name == "base kernel" else r["objectives"].get(name)
+                if e is None:
+                    return None
+                return e["accuracy"][budget]["mean"] if metric == "accuracy" else e["separation"]["ratio"]
+
+            grids = [_grid_mean(records, kx, xs, ky, ys, lambda r, name=name: value(r, name)) for name in panels]
+            finite = np.concatenate([g[np.isfinite(g)] for g in grids])
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            # One colour scale for all panels so that they compare; ratios span decades, hence log.
+            log = metric == "separation" and lo > 0 and hi / lo > 3
+            norm = LogNorm(lo, hi) if log else Normalize(lo, hi if hi > lo else lo + 1e-12)
+            fig = Figure(figsize=(0.75 * len(xs) * len(panels) + 2.5, 0.55 * len(ys) + 2.2), layout="constrained")
+            axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+            for ax, name, grid in zip(axes, panels, grids, strict=True):
+                im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", norm=norm, aspect="auto",
+                               origin="lower")
+                for (i, j), v in np.ndenumerate(grid):
+                    dark = math.isfinite(v) and norm(v) < 0.55
+                    ax.text(j, i, fmt.format(v) if math.isfinite(v) else "n/a", ha="center", va="center",
+                            fontsize=7, color="w" if dark else "k")
+                ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
+                ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
+                ax.set_xlabel(kx)
+                ax.set_title(name, fontsize=9)
+            axes[0].set_ylabel(ky)
+            cbar = fig.colorbar(im, ax=list(axes), label=label, shrink=0.9)
+            if log:
+                plain = FuncFormatter(lambda v, _: f"{v:g}")
+                cbar.ax.yaxis.set_major_formatter(plain)
+                cbar.ax.yaxis.set_minor_formatter(plain)
+            fig.suptitle(f"{label} over {ky} x {kx}" + (f" ({', '.join(rest)} averaged)" if rest else ""))
+            fname = f"heatmap_{metric}_{_safe(kx)}__{_safe(ky)}.png"
+            fig.savefig(out / fname, dpi=100)
+            figures.append((fname, f"{metric} over {ky} x {kx}"))
+    return figures
+
+
 def _sweep_report(records: Sequence[Mapping], out: Path, budget: str | None) -> list[str]:
+    failed = [r for r in records if "base_kernel" not in r]
+    records = [r for r in records if "base_kernel" in r]
+    if not records:
+        raise ConfigError(f"every sweep point failed, e.g. point {failed[0].get('index')}: "
+                          f"{failed[0].get('error', 'no results')}")
     budgets = _budgets(records)
     b = budget if budget is not None else budgets[0]
     if b not in budgets:
         raise ConfigError(f"--budget {b!r} is not a label budget of this sweep; choose from {', '.join(budgets)}")
-    figures = _sweep_figures(records, out, b)
+    figures = _sweep_figures(records, out, b) + _sweep_heatmaps(records, out, b)
     header, rows = sweep_table(records, b)
     data = records[0]["config"]["data"]["name"]
     lines = [f"# Sweep report ({data}, {len(records)} points)", ""]
@@ -274,8 +420,15 @@ def _sweep_report(records: Sequence[Mapping], out: Path, budget: str | None) -> 
                  f"normalised similarity of positive over negative held-out augmented pairs.")
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if failed:
+        lines += ["", f"{len(failed)} point(s) failed and are left out:", ""]
+        lines += [f"- point {r.get('index')} {_canonical_params(r)}: {r.get('error', 'no results')}" for r in failed]
     lines += ["", *[f"![{t}]({f})" for f, t in figures], ""]
     return lines
+
+
+def _canonical_params(r: Mapping) -> str:
+    return ", ".join(f"{k} = {_fmt(v)}" for k, v in r.get("params", {}).items())
 
 
 def build_report(source: str | Path, out_dir: str | Path | None = None, budget: str | None = None) -> Path:
@@ -283,6 +436,9 @@ def build_report(source: str | Path, out_dir: str | Path | None = None, budget: 
     kind, content, default_out = load_source(source)
     out = Path(out_dir).expanduser() if out_dir is not None else default_out
     out.mkdir(parents=True, exist_ok=True)
-    lines = _run_report(content, out) if kind == "run" else _sweep_report(content, out, budget)
+    if kind == "run":  # default_out is <run folder>/report
+        lines = _run_report(content, out, default_out.parent)
+    else:
+        lines = _sweep_report(content, out, budget)
     (out / "report.md").write_text("\n".join(lines))
     return out

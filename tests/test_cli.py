@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, config, experiment, graphs, kernels, spectral
+from kernel_ssl_jax import cli, config, experiment, graphs, kernels, report, spectral
 
 OBJECTIVES = ["contrastive", "vicreg", "vicreg_hard", "barlow"]
 
@@ -77,7 +78,8 @@ def test_run_writes_a_complete_run_folder(tiny_run):
     run_dir = folders[0]
     assert re.fullmatch(r"\d{8}-\d{6}-tiny", run_dir.name)
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["accuracy.png", "config.toml", "kernels.png", "results.csv", "results.json", "spectrum.png"]
+    assert names == ["accuracy.png", "config.toml", "kernels.npz", "kernels.png", "results.csv", "results.json",
+                     "spectrum.png"]
     for png in ("accuracy.png", "kernels.png", "spectrum.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"run folder: {run_dir}" in stdout
@@ -147,6 +149,46 @@ def test_printed_table(tiny_run):
     assert "best kernel-SSL method:" in stdout
 
 
+def test_kernels_npz_holds_the_heat_maps_the_run_computed(tiny_run):
+    # Recomputed independently from the run's config.toml: the same test samples, base Gram and features.
+    _, _, _, out, _ = tiny_run
+    run_dir = next(out.iterdir())
+    saved = report.load_kernel_heatmaps(run_dir / "kernels.npz")
+    cfg = config.load_config(run_dir / "config.toml")
+    prep = experiment.prepare(cfg)
+    solutions, _ = experiment.fit_objectives(prep)
+    y_test = np.asarray(prep.ds.y_test)
+    idx, labels = saved["test_index"], saved["labels"]
+    n_classes = len(np.unique(y_test))
+    assert idx.shape == (cfg["eval"]["heatmap_per_class"] * n_classes,) and len(set(idx.tolist())) == idx.size
+    np.testing.assert_array_equal(labels, y_test[idx])
+    assert np.all(np.diff(labels) >= 0)
+    np.testing.assert_array_equal(np.bincount(labels), [cfg["eval"]["heatmap_per_class"]] * n_classes)
+    assert saved["names"].tolist() == ["base", *OBJECTIVES] and saved["kernels"].dtype == np.float32
+    Xs = jnp.asarray(prep.ds.X_test[idx])
+    G = np.asarray(kernels.gram(prep.kernel, Xs))
+    d = np.sqrt(np.diag(G))
+    expected = [G / np.outer(d, d)]
+    for o in OBJECTIVES:
+        F = np.asarray(solutions[o].features(Xs))
+        F = F / np.linalg.norm(F, axis=1, keepdims=True)
+        expected.append(F @ F.T)
+    for name, got, want in zip(saved["names"], saved["kernels"], expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=str(name))
+
+
+def test_report_rebuilds_kernels_png_from_the_run_folder_alone(tiny_run, tmp_path):
+    _, _, _, out, _ = tiny_run
+    run_dir = tmp_path / "copy"
+    shutil.copytree(next(out.iterdir()), run_dir)
+    drawn_by_run = (run_dir / "kernels.png").read_bytes()
+    (run_dir / "kernels.png").unlink()
+    assert _call(["report", str(run_dir), "--out", str(run_dir)]) == 0
+    # One drawing function on the stored arrays: the very same file as `kssl run` wrote.
+    assert (run_dir / "kernels.png").read_bytes() == drawn_by_run
+    assert "![kernels.png](kernels.png)" in (run_dir / "report.md").read_text()
+
+
 def test_quiet_prints_no_progress(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(TINY.replace('probes = ["knn", "kernel_ridge"]', 'probes = ["knn"]')
@@ -158,7 +200,7 @@ def test_quiet_prints_no_progress(tmp_path, capsys):
     assert captured.err == ""
     assert "contrastive (knn)" in captured.out
     run_dir = next((tmp_path / "runs").iterdir())
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.toml", "results.csv", "results.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.toml", "kernels.npz", "results.csv", "results.json"]
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -161,6 +161,11 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     for key in ("kernel_bandwidth", "ssl_lam", "ssl_dim"):
         assert (rep / f"sweep_{key}.png").stat().st_size > 1000
         assert (rep / f"separation_{key}.png").stat().st_size > 1000
+    # One heat map per pair of swept keys and metric, the key with more values along x.
+    for x, y in (("ssl_lam", "kernel_bandwidth"), ("ssl_dim", "kernel_bandwidth"), ("ssl_lam", "ssl_dim")):
+        for metric in ("accuracy", "separation"):
+            name = f"heatmap_{metric}_{x}__{y}.png"
+            assert (rep / name).stat().st_size > 1000 and f"({name})" in text
 
 
 # --------------------------------------------------------------------------------------------------------------------
