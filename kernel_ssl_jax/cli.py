@@ -105,8 +105,9 @@ closed form, sharing one eigendecomposition of the Gram), then evaluate them wit
 against the plain base kernel and a supervised reference.
 
 It prints progress, then a table (rows: method (probe); columns: labels per class; mean ± std over label draws) and
-writes a run folder <out>/<timestamp>-<name>/ with results.json, results.csv, config.toml and PNG figures
-(accuracy.png, kernels.png, spectrum.png). With no options it runs the default configuration on digits."""
+writes a run folder <out>/<timestamp>-<name>/ with results.json, results.csv, config.toml, kernels.npz (heat-map
+data) and PNG figures (accuracy.png, kernels.png, spectrum.png). With no options it runs the default configuration
+on digits."""
 
 
 def _run_epilog() -> str:

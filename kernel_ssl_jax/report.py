@@ -2,10 +2,11 @@
 
 Sources:
   - a `kssl run` folder or its `results.json`: `accuracy.png` (test accuracy against labels per class for every
-    objective's main probe, the base kernel and the supervised reference), `spectrum.png` (Gram eigenvalues and the
-    targets' kept eigenvalues), `kernels.png` (heat maps of the normalised base and induced kernels on test samples
-    sorted by label, from the run's `kernels.npz`; `kssl run` draws its own copy with the same function,
-    `figure_kernels`) and `report.md` (the accuracy table, losses, timings);
+    objective's main probe, the base kernel and the supervised reference, and every probe), `spectrum.png` (Gram
+    eigenvalues and the targets' kept eigenvalues), `kernels.png` (heat maps of the normalised base and induced
+    kernels on test samples sorted by label, from the run's `kernels.npz`) and `report.md` (the accuracy table,
+    losses, timings). `kssl run` draws its own figures with the same functions (`figure_accuracy`,
+    `figure_spectrum`, `figure_kernels`), so a rebuilt figure equals the original;
   - a `kssl sweep` JSONL file: for every swept key, `sweep_<key>.png` (accuracy at one label budget against the
     key's values, one panel per objective, one line per value of the other swept key with the fewest values, the
     rest averaged; the base kernel dashed), `separation_<key>.png` (separation ratio of held-out augmented pairs for
@@ -34,7 +35,10 @@ import numpy as np
 
 from kernel_ssl_jax import config as _config
 
-__all__ = ["build_report", "figure_kernels", "load_kernel_heatmaps", "load_source", "sweep_table"]
+__all__ = [
+    "build_report", "figure_accuracy", "figure_kernels", "figure_spectrum", "load_kernel_heatmaps", "load_source",
+    "sweep_table",
+]
 
 ConfigError = _config.ConfigError
 
@@ -140,50 +144,78 @@ def figure_kernels(heatmaps: Mapping[str, np.ndarray], path: str | Path) -> None
     fig.savefig(path, dpi=110)
 
 
-def _run_report(res: Mapping, out: Path, run_folder: Path) -> list[str]:
+def figure_accuracy(accuracy: Mapping, objectives: Sequence[str], path: str | Path) -> None:
+    """`accuracy.png` of a run: left, each objective's main probe, the base kernel and the supervised reference;
+    right, every probe (colour: representation, line style: probe). `accuracy` as in `results.json`."""
     from matplotlib.figure import Figure
 
-    acc = res["accuracy"]
-    objectives = res["config"]["ssl"]["objectives"]
-    main = [m for m in [*objectives, "base_kernel", "supervised"] if m in acc]
-    budgets = list(acc[main[0]])
-    x = np.arange(len(budgets))
-    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
-    ax = fig.subplots()
-    for i, m in enumerate(main):
-        mean = [acc[m][b]["mean"] for b in budgets]
-        std = [acc[m][b]["std"] for b in budgets]
-        ls = {"base_kernel": "--", "supervised": ":"}.get(m, "-")
-        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, ls=ls, color=f"C{i}", label=m)
-    ax.set_xticks(x, budgets)
-    ax.set_xlabel("labels per class")
-    ax.set_ylabel("test accuracy")
-    data = res.get("data", {})
-    ax.set_title(f"{data.get('name', '?')}: accuracy against labels per class (main probe)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.savefig(out / "accuracy.png", dpi=110)
+    keys = list(next(iter(accuracy.values())))
+    x = np.arange(len(keys))
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    main = [m for m in [*objectives, "base_kernel", "supervised"] if m in accuracy]
+    others = [m for m in accuracy if m not in main and "/" in m]
+    # One colour per representation (objective, base kernel), one line style per probe.
+    families = list(dict.fromkeys(m.split("/")[0] for m in accuracy))
+    colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
+    probes = list(dict.fromkeys(m.split("/")[1] for m in others))
+    styles = dict(zip(probes, ["-", "--", ":", "-."] * 3, strict=False))
+    for ax, rows, title in ((axes[0], main, "main probe, base kernel and supervised"),
+                            (axes[1], others, "every probe (colour: representation, line: probe)")):
+        for m in rows:
+            mean = [accuracy[m][k]["mean"] for k in keys]
+            std = [accuracy[m][k]["std"] for k in keys]
+            family, _, probe = m.partition("/")
+            style = styles.get(probe, {"base_kernel": "--", "supervised": ":"}.get(m, "-"))
+            ax.errorbar(x, mean, yerr=std, color=colours[family], linestyle=style, marker="o", capsize=3, label=m)
+        ax.set_xticks(x, keys)
+        ax.set_xlabel("labels per class")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if rows:
+            ax.legend(fontsize=7)
+    axes[0].set_ylabel("test accuracy")
+    fig.savefig(path, dpi=110)
 
+
+def figure_spectrum(eigenvalues: Mapping, ssl: Mapping, path: str | Path) -> None:
+    """`spectrum.png` of a run: the Gram's eigenvalues with the `rcond` cut-off and `lam`, and each objective's kept
+    target eigenvalues. `eigenvalues` and `ssl` as in `results.json` (`eigenvalues`, `config.ssl`)."""
+    from matplotlib.figure import Figure
+
+    s = np.asarray(eigenvalues["gram"], dtype=float)
+    s = s[s > 0]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax0, ax1 = fig.subplots(1, 2)
+    ax0.loglog(np.arange(1, s.size + 1), s, label="eigenvalues of K")
+    if s.size:
+        kept = eigenvalues.get("gram_rank_kept", "?")
+        ax0.axhline(ssl["rcond"] * s.max(), color="r", ls="--", lw=1, label=f"cut-off rcond x max ({kept} kept)")
+    if ssl["lam"] > 0:
+        ax0.axhline(ssl["lam"], color="k", ls=":", lw=1, label=f"lam = {ssl['lam']:g}")
+    ax0.set_xlabel("index")
+    ax0.set_ylabel("eigenvalue")
+    ax0.set_title(f"Gram of the {len(eigenvalues['gram'])} training views")
+    ax0.legend(fontsize=8)
+    for o, w in eigenvalues.get("targets", {}).items():
+        ax1.plot(np.arange(1, len(w) + 1), w, marker="o", label=o)
+    ax1.set_xlabel("index")
+    ax1.set_ylabel("eigenvalue")
+    ax1.set_yscale("symlog", linthresh=1e-3)
+    ax1.set_title("eigenvalues of the targets kept by each solver")
+    ax1.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+
+
+def _run_report(res: Mapping, out: Path, run_folder: Path) -> list[str]:
+    acc = res["accuracy"]
+    budgets = list(next(iter(acc.values())))
+    data = res.get("data", {})
+    figure_accuracy(acc, res["config"]["ssl"]["objectives"], out / "accuracy.png")
     figures = ["accuracy.png"]
     eigen = res.get("eigenvalues", {})
     if eigen.get("gram"):
-        fig = Figure(figsize=(10, 4), layout="constrained")
-        ax0, ax1 = fig.subplots(1, 2)
-        s = np.asarray(eigen["gram"])
-        s = s[s > 0]
-        ax0.loglog(np.arange(1, s.size + 1), s, label="eigenvalues of K")
-        ax0.set_xlabel("index")
-        ax0.set_ylabel("eigenvalue")
-        ax0.set_title("Gram spectrum")
-        ax0.legend(fontsize=8)
-        for o, w in eigen.get("targets", {}).items():
-            ax1.plot(np.arange(1, len(w) + 1), w, marker="o", label=o)
-        ax1.set_yscale("symlog", linthresh=1e-3)
-        ax1.set_xlabel("index")
-        ax1.set_ylabel("eigenvalue")
-        ax1.set_title("kept target eigenvalues")
-        ax1.legend(fontsize=8)
-        fig.savefig(out / "spectrum.png", dpi=110)
+        figure_spectrum(eigen, res["config"]["ssl"], out / "spectrum.png")
         figures.append("spectrum.png")
     notes = []
     if (run_folder / KERNEL_HEATMAPS).exists():
