@@ -289,7 +289,10 @@ def _make_chunk(spec: _Spec, optimizer, length: int):
 
 def _run(spec: _Spec, params, data: _Data, optimizer, *, steps: int, key, log_every: int, tol, learning_rate,
          callback):
-    opt_state = optimizer.init(params)
+    # Strong types from the start: some optimisers (optax.lbfgs) init weakly typed scalars that their first update
+    # makes strong, which would compile the chunk a second time.
+    opt_state = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)),
+                                       optimizer.init(params))
     chunk = _make_chunk(spec, optimizer, min(log_every, steps))
     length = min(log_every, steps)
     history = []
