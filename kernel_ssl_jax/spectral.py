@@ -17,9 +17,13 @@ form `W = C Phi^*` (SPEC.md §1). For `vicreg` and `vicreg_hard` with `lam > 0` 
 Their closed forms here are the optima over the span of the training views, `W = C Phi^*`, which is the meaningful
 problem (`tests/test_spectral.py::test_vicreg_ridge_optimum_is_over_the_span_of_the_views` shows the collapse).
 
+The target's top (for vicreg_hard: bottom) `dim` eigenpairs come from LAPACK's subset driver on CPU
+(`_eigh_extreme`), which reduces the target to tridiagonal form once and computes only `dim` eigenvectors.
+
 Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
-broken by the eigenvector order LAPACK returns, which is deterministic for a given input and backend, and each
-eigenvector's sign is fixed so that its largest entry is positive. Losses, induced kernels on the span, and
+broken by the eigenvector order LAPACK returns (subset driver on CPU, full eigendecomposition elsewhere), which is
+deterministic for a given input and backend, and each eigenvector's sign is fixed so that its largest entry is
+positive. Losses, induced kernels on the span, and
 subspaces are unique; raw coefficients of a degenerate problem are not, so tests compare the former.
 """
 
@@ -32,6 +36,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
@@ -45,6 +50,9 @@ FEATURE_METHODS = ("nystrom", "rff", "linear")
 # Above this many views, `method="auto"` leaves the O(N^3) exact paths for Nystrom features (unless A is a view-clique
 # graph for contrastive, whose structured path stays exact and needs one Cholesky factorisation).
 AUTO_NYSTROM_ABOVE = 20_000
+# A target's top `dim` eigenpairs come from LAPACK's subset driver (on CPU) when `dim` is at most this share of its
+# size; above it the subset saves little over the full eigendecomposition.
+PARTIAL_EIGH_MAX_FRACTION = 0.5
 
 __all__ = [
     "DEFAULT_LAM",
@@ -184,6 +192,10 @@ def _check_dim(dim) -> int:
     return int(dim)
 
 
+def _is_linear(kernel) -> bool:
+    return isinstance(kernel, _kernels.Kernel) and kernel.name == "linear"
+
+
 def _check_pairs(pairs, n: int) -> tuple[Array, Array]:
     try:
         v1, v2 = pairs
@@ -241,10 +253,52 @@ def _filters(s: Array, lam) -> tuple[Array, Array]:
     return f, g
 
 
+def _eigh_subset_host(R, lo: int, hi: int):
+    # LAPACK's ?syevr for the eigenpairs lo..hi (ascending): one tridiagonal reduction, then only hi - lo + 1
+    # eigenvectors are computed and back-transformed. NaN in, NaN out (as jnp.linalg.eigh), never a host exception.
+    R = np.asarray(R)
+    k = hi - lo + 1
+    if not np.all(np.isfinite(R)):
+        return np.full((k,), np.nan, R.dtype), np.full((R.shape[0], k), np.nan, R.dtype)
+    try:
+        w, V = scipy.linalg.eigh(R, subset_by_index=(lo, hi), driver="evr", check_finite=False)
+    except np.linalg.LinAlgError:  # ?syevr did not converge: the full divide-and-conquer driver
+        w, V = np.linalg.eigh(R)
+        w, V = w[lo : hi + 1], V[:, lo : hi + 1]
+    return w.astype(R.dtype), V.astype(R.dtype)
+
+
+def _eigh_extreme(R: Array, k: int, largest: bool) -> tuple[Array, Array]:
+    """The `k` largest (descending) or smallest (ascending) eigenpairs of a symmetric `(n, n)` matrix.
+
+    On CPU, for `k <= PARTIAL_EIGH_MAX_FRACTION * n`, LAPACK's subset driver (`scipy.linalg.eigh(...,
+    subset_by_index, driver="evr")` through `jax.pure_callback`, sequential under `vmap`); elsewhere, and for larger
+    `k`, `jnp.linalg.eigh` (a callback on an accelerator would copy the matrix to the host). The platform is chosen
+    per lowering (`jax.lax.platform_dependent`), so one jitted function serves both. Within a degenerate eigenvalue
+    cut by `k` the two drivers may return different (equally optimal) vectors: SPEC §3.5 ties.
+    """
+    n = R.shape[-1]
+
+    def full(R):
+        w, V = jnp.linalg.eigh(R)
+        return (w[::-1][:k], V[:, ::-1][:, :k]) if largest else (w[:k], V[:, :k])
+
+    if k > PARTIAL_EIGH_MAX_FRACTION * n:
+        return full(R)
+    lo, hi = (n - k, n - 1) if largest else (0, k - 1)
+
+    def partial(R):
+        shapes = (jax.ShapeDtypeStruct((k,), R.dtype), jax.ShapeDtypeStruct((n, k), R.dtype))
+        w, V = jax.pure_callback(functools.partial(_eigh_subset_host, lo=lo, hi=hi), shapes, R,
+                                 vmap_method="sequential")
+        return (w[::-1], V[:, ::-1]) if largest else (w, V)
+
+    return jax.lax.platform_dependent(R, cpu=partial, default=full)
+
+
 def _top(R: Array, dim: int) -> tuple[Array, Array]:
     """`[R]_M+`: the `dim` largest eigenpairs of a symmetric matrix, descending, eigenvalues clipped at 0."""
-    w, V = jnp.linalg.eigh(0.5 * (R + R.T))
-    w, V = w[::-1][:dim], V[:, ::-1][:, :dim]
+    w, V = _eigh_extreme(0.5 * (R + R.T), dim, largest=True)
     return jnp.maximum(w, 0.0), _fix_signs(V)
 
 
@@ -278,8 +332,16 @@ def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_s
         C_u = (Qv.T / jnp.sqrt(jnp.where(ell > 0, ell, 1.0))[:, None]) * ginv[None, :]
         return jnp.where((ell > 0)[:, None], C_u, 0.0) @ U.T, ell
     if objective == "contrastive":
-        mu, V = _top(f[:, None] * (U.T @ A @ U) * f[None, :], dim)
-        return (jnp.sqrt(mu)[:, None] * V.T * g[None, :]) @ U.T, mu
+        FA = f[:, None] * (U.T @ A @ U)  # diag(f) U^T A U
+        mu, V = _top(FA * f[None, :], dim)
+        # C_u = diag(sqrt mu) V^T diag(g) = diag(mu^-1/2) V^T diag(f) U^T A U diag(f g), as V^T R = diag(mu) V^T.
+        # f g = 1 / (s + lam) is bounded by 1 / lam where g is not: a direction with tiny s enters with its small
+        # weight instead of an amplified rounding error, so `solve` need not drop any direction when lam > 0.
+        h = jnp.where(s > 0, 1.0 / jnp.where(s > 0, s + lam, 1.0), 0.0)
+        # Numerically zero target eigenvalues get zero rows (optimal, as beyond the target's rank).
+        live = mu > mu[0] * s.shape[0] * jnp.finfo(s.dtype).eps
+        C_u = (V.T @ FA) * h[None, :] / jnp.sqrt(jnp.where(live, mu, 1.0))[:, None]
+        return jnp.where(live[:, None], C_u, 0.0) @ U.T, mu
     degrees = jnp.sum(A, axis=1)
     FLF = f[:, None] * (U.T @ (jnp.diag(degrees) - A) @ U) * f[None, :]
     if objective == "vicreg":
@@ -288,9 +350,9 @@ def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_s
     # vicreg_hard: the smallest eigenvectors of F L F within range(K). Directions outside the range are lifted
     # above the spectrum of F L F (whose norm is at most ||L|| <= 2 max degree) so they are never chosen.
     lift = 2.0 * jnp.max(degrees) + 1.0
-    w, V = jnp.linalg.eigh(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)))
-    Y = _fix_signs(V[:, :dim]).T
-    return (Y * g[None, :]) @ U.T, w[:dim]
+    w, V = _eigh_extreme(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)), dim, largest=False)
+    Y = _fix_signs(V).T
+    return (Y * g[None, :]) @ U.T, w
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "n_sources"))
@@ -321,6 +383,18 @@ def check_barlow_feasible(eigenvalues, dim: int, rcond: float) -> None:
                          f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
 
 
+def _solver_rcond(objective: str, lam: float, rcond: float) -> float:
+    """The cut-off on K's eigenvalues the closed form uses: `rcond`, or 0 where the solution is bounded without one.
+
+    Contrastive with `lam > 0` weights direction `s` by `s / (s + lam)` and its coefficients by `1 / (s + lam)`
+    (`_solve_eigh`), so it keeps every positive eigenvalue, as the Cholesky and feature paths do. Dropping those
+    below `rcond` instead changes the loss by up to `rcond * max(s) / lam` relative: with the default `N * eps`
+    that is rounding in float64 but 1.5e-1 in float32 (N = 2000). The others divide by `s` or `sqrt(s)` without a
+    bound (pseudo-inverses; the vicreg optima over the span sit on K's smallest eigenvalues) and keep the cut-off.
+    """
+    return 0.0 if objective == "contrastive" and lam > 0 else rcond
+
+
 def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
                pairs=None, rcond: float | None = None, method: str = "auto", eig: GramEigh | None = None):
     """Closed form from a precomputed Gram `K` of the training views. Returns `(coef, eigenvalues, eig, method)`.
@@ -333,7 +407,7 @@ def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM,
     if rcond is None:
         rcond = N * float(jnp.finfo(K.dtype).eps)
     if eig is None:
-        eig = decompose(K, rcond)
+        eig = decompose(K, _solver_rcond(objective, lam, rcond))
     groups, n_sources = jnp.zeros((N,), jnp.int32), 0
     if objective == "contrastive" and method in ("auto", "structured"):
         found = _graphs.clique_groups(A)
@@ -368,13 +442,16 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         `barlow`, whose solution is the minimum-norm one.
       beta: invariance weight of `vicreg` (ignored by the others).
       pairs: `(v1, v2)` index arrays of paired views, for `barlow` (`graphs.pairs_from_groups`).
-      rcond: eigenvalues of K at or below `rcond * max` are dropped; default `N * eps`.
+      rcond: eigenvalues of K at or below `rcond * max` are dropped; default `N * eps`. The rank at `rcond` bounds
+        `dim`. Contrastive with `lam > 0` keeps every positive eigenvalue all the same: its filter is bounded and
+        the cut-off would only add an error of `rcond * max / lam` (1.5e-1 of the loss in float32 at N = 2000).
       groups: `(N,)` source id of each view, instead of `A`: the view-clique graph `graphs.from_groups(groups)`.
         The feature-space methods never form it, so at large N pass `groups`, not `A`.
       method: `"auto"`, `"dense"`, `"structured"` (contrastive with a view-clique `A`), or a feature-space closed form
         (`lowrank.solve_features`): `"nystrom"` (any kernel), `"rff"` (rbf/laplacian), `"linear"` (linear kernel,
-        exact). `"auto"` takes structured when it applies, Nystrom features above `AUTO_NYSTROM_ABOVE` views, else
-        dense; the one used is recorded in `Solution.method`.
+        exact). `"auto"` takes linear for the linear kernel with fewer input dimensions than views (O(N d^2), with the
+        dense path's `rcond` and rank check), else structured when it applies, Nystrom features above
+        `AUTO_NYSTROM_ABOVE` views, else dense; the one used is recorded in `Solution.method`.
       dtype: float dtype of the computation; default float64 when x64 is enabled, else float32.
       block_size: rows per block when computing the Gram (or the features).
       **feature_options: options of the feature-space methods (`n_landmarks`, `n_features`, `landmarks`, `key`,
@@ -414,15 +491,25 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         if A is not None:
             raise ValueError("give either A or groups, not both")
         groups = _graphs.check_groups(groups, N)
+    auto_linear = method == "auto" and _is_linear(kernel) and X.shape[1] < N and not feature_options
+    if auto_linear:
+        method = "linear"
     if method == "auto" and N > AUTO_NYSTROM_ABOVE and not (objective == "contrastive" and lam > 0 and (
             groups is not None or (A is not None and _graphs.clique_groups(A) is not None))):
         method = "nystrom"
     if method in FEATURE_METHODS:
         from kernel_ssl_jax import lowrank  # the feature-space solvers build on this module
 
-        return lowrank.solve_features(objective, X, A, kernel=kernel, dim=dim, lam=lam, beta=beta, pairs=pairs,
-                                      groups=groups, method=method, rcond=rcond, block_size=block_size, dtype=dtype,
-                                      **feature_options)
+        if auto_linear:  # the dense path's cut-off and rank check, so that "auto" keeps its meaning
+            rcond = N * float(jnp.finfo(X.dtype).eps) if rcond is None else rcond
+        sol = lowrank.solve_features(objective, X, A, kernel=kernel, dim=dim, lam=lam, beta=beta, pairs=pairs,
+                                     groups=groups, method=method, rcond=rcond, block_size=block_size, dtype=dtype,
+                                     **feature_options)
+        rank = int(jnp.sum(sol.gram_eigenvalues > 0)) if auto_linear else dim
+        if dim > rank:
+            raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
+                             f"the largest feasible dim is {rank}")
+        return sol
     if feature_options:
         raise TypeError(f"options {sorted(feature_options)} apply to the feature-space methods {list(FEATURE_METHODS)}"
                         f" only, not method={method!r}")
@@ -458,15 +545,18 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         coef, w = _solve_clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(cliques.max()) + 1)
         gram_eigenvalues, used = jnp.zeros((0,), K.dtype), "structured"
     else:
-        eig = decompose(K, rcond)
-        rank = int(eig.rank)
+        eig = decompose(K, 0.0)
+        s_host = np.asarray(eig.s)
+        rank = int(np.sum(s_host > rcond * s_host.max()))
         if dim > rank:
             raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
                              f"the largest feasible dim is {rank}")
         # The targets only live on range(K): solve them in the kept eigenbasis, r x r instead of N x N.
+        cut = _solver_rcond(objective, lam, rcond)
+        kept = rank if cut == rcond else int(eig.rank)
         coef, w, _, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs,
-                                      rcond=rcond, method=method, eig=truncate(eig, rcond) if rank < N else eig)
-        gram_eigenvalues = eig.s
+                                      rcond=rcond, method=method, eig=truncate(eig, cut) if kept < N else eig)
+        gram_eigenvalues = jnp.where(eig.s > rcond * s_host.max(), eig.s, 0.0)
     if objective == "barlow":
         check_barlow_feasible(w, dim, rcond)
     kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A_checked, beta=beta)

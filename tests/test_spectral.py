@@ -202,14 +202,15 @@ def test_pseudo_inverse_forms_at_lam_zero_with_singular_kernel():
     X, A, _, _ = problem("contrastive", n=6, a=2, weighted=True)
     X = X[:, :3]
     k = kernels.linear()
-    sol = kssl.solve("contrastive", X, A, kernel=k, dim=2, lam=0.0)
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=2, lam=0.0, method="dense")
     K = X @ X.T
     P = K @ np.linalg.pinv(K)
     mu, V = top_eig(P @ A @ P, 2)
     C = np.sqrt(mu)[:, None] * V.T @ np.linalg.pinv(K)
     assert rel(sol.induced_kernel(X), K @ C.T @ C @ K) < 1e-8
-    with pytest.raises(ValueError, match="largest feasible dim is 3"):
-        kssl.solve("contrastive", X, A, kernel=k, dim=4, lam=0.0)
+    for method in ("dense", "auto"):  # auto takes the linear feature path here (d = 3 < N) with the same check
+        with pytest.raises(ValueError, match="largest feasible dim is 3"):
+            kssl.solve("contrastive", X, A, kernel=k, dim=4, lam=0.0, method=method)
 
 
 @pytest.mark.parametrize("objective", ["contrastive", "vicreg", "vicreg_hard"])
@@ -469,8 +470,8 @@ def test_feature_methods_and_groups_through_solve():
     X, A, _, _ = problem("contrastive", n=12, a=2)
     groups = np.repeat(np.arange(12), 2)
     k = kernels.linear()
-    exact = kssl.solve("vicreg", X, A, kernel=k, dim=3, lam=0.2)
-    via_groups = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2)
+    exact = kssl.solve("vicreg", X, A, kernel=k, dim=3, lam=0.2, method="dense")
+    via_groups = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2, method="dense")
     linear = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2, method="linear")
     assert linear.method == "linear"
     Xt = views(4, 1, seed=2)[0]
@@ -485,3 +486,20 @@ def test_feature_methods_and_groups_through_solve():
         kssl.solve("vicreg", X, A, groups=groups, kernel=k, dim=3)
     with pytest.raises(TypeError, match="apply to the feature-space methods"):
         kssl.solve("vicreg", X, A, kernel=k, dim=3, n_landmarks=5)
+
+
+@pytest.mark.parametrize("objective", objectives.OBJECTIVES)
+def test_auto_takes_linear_for_the_linear_kernel_with_few_dimensions(objective):
+    # Linear kernel, d = 4 < N = 24: auto solves in the d-dimensional feature space, O(N d^2), and equals dense.
+    X, A, pairs, _ = problem(objective, n=12, a=2, weighted=True)
+    k = kernels.linear()
+    kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A)
+    auto = kssl.solve(objective, X, kernel=k, dim=3, lam=0.2, beta=0.5, **kw)
+    dense = kssl.solve(objective, X, kernel=k, dim=3, lam=0.2, beta=0.5, method="dense", **kw)
+    assert auto.method == "linear" and dense.method == "dense"
+    assert float(auto.loss) == pytest.approx(float(dense.loss), rel=1e-8, abs=1e-10)
+    Xt = views(4, 1, seed=2)[0]
+    assert rel(auto.induced_kernel(Xt), dense.induced_kernel(Xt)) < 1e-8
+    # d >= N: the feature space is no smaller than the Gram, auto stays dense
+    wide = np.hstack([X, np.random.default_rng(0).normal(size=(len(X), len(X)))])
+    assert kssl.solve(objective, wide, kernel=k, dim=3, lam=0.2, **kw).method in ("dense", "structured")
