@@ -117,7 +117,9 @@ class _Data(NamedTuple):
     """Arrays the loss reads (jit arguments, not constants)."""
 
     design: Array  # (P, N): Z = params @ design. R K (representer) or psi(views)^T (features, fixed views)
-    gnorm: Array  # (P, P): W W^* = params @ gnorm @ params.T. R K R (representer); (0, 0) for features (identity)
+    gnorm: Array  # (P, P): W W^* = params @ gnorm @ params.T. R K R (representer), R R (whitened features); else
+    #               (0, 0) for features (identity)
+    R: Array  # (D, D) whitening of the features (W = params @ R) with aug; else (0, 0)
     X: Array  # sources (features with aug), else (0, d)
     A: Array  # (N, N) graph for fixed views, else (0, 0)
     fmap: FeatureMap | None  # features computed per step (aug), else None
@@ -140,6 +142,7 @@ class _Spec:
     batch: int | None  # sources per step (None: all, no sampling)
     n_views: int  # views per source drawn per step (aug) / per source (fixed views, mini-batch)
     aug: Callable | None
+    whitened: bool = False  # features path with W = params @ R (precondition="whiten")
 
 
 def _batch_pairs(b: int, a: int) -> tuple[Array, Array]:
@@ -153,7 +156,7 @@ def _clique(b: int, a: int, dtype) -> Array:
 
 def _embed(spec: _Spec, params: Array, data: _Data, key: Array):
     """`(Z, norm, A_batch)`: representations of this step's views (scaled for mini-batches) and `W W^*`."""
-    if spec.param == "representer":
+    if spec.param == "representer" or spec.whitened:
         norm = params @ data.gnorm @ params.T
     else:
         norm = params @ params.T
@@ -164,7 +167,8 @@ def _embed(spec: _Spec, params: Array, data: _Data, key: Array):
     if spec.aug is not None:
         xs = data.X if src is None else data.X[src]
         views = fresh_views(jax.random.fold_in(key, 1), xs, spec.aug, spec.n_views)
-        Z = params @ jax.vmap(data.fmap)(views).T
+        psi_t = jax.vmap(data.fmap)(views).T
+        Z = params @ (data.R @ psi_t if spec.whitened else psi_t)
         b = xs.shape[0]
         A = _clique(b, spec.n_views, Z.dtype)
     elif src is None:
@@ -237,6 +241,15 @@ def _preconditioner(kind: str | None, K: Array, lam: float, barlow: bool) -> tup
     h = jnp.where(kept, h, 0.0)
     R = (U * h[None, :]) @ U.T
     return R, (U * (h * s)[None, :]) @ U.T, (U * (h * h * s)[None, :]) @ U.T
+
+
+def _features_whitening(Psi: Array, lam: float) -> Array:
+    """`(Psi^T Psi + lam I)^{+1/2}` (D x D): `W = B R` makes the features path's `Q = B B^T` (its `"whiten"`)."""
+    S = Psi.T @ Psi + lam * jnp.eye(Psi.shape[1], dtype=Psi.dtype)
+    s, U = jnp.linalg.eigh(0.5 * (S + S.T))
+    kept = s > S.shape[0] * float(jnp.finfo(S.dtype).eps) * jnp.max(s)
+    h = jnp.where(kept, 1.0 / jnp.sqrt(jnp.where(kept, s, 1.0)), 0.0)
+    return (U * h[None, :]) @ U.T
 
 
 @functools.lru_cache(maxsize=64)
@@ -370,12 +383,16 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         pairs (`graphs.pairs_from_groups(groups)`, also the default there).
       gamma: off-diagonal weight of `barlow`; `gamma != 1` has no closed form and lives on this path only.
       param: `"representer"` (`C`, dim x N, `Z = C K`) or `"features"` (`W`, dim x D, `Z = W psi(X)^T`).
-      precondition: representer path only, a linear change of variables `C = B R` with the optimiser acting on
-        `B` (the loss is unchanged): None (`R = I`, plain gradients in `C`), `"rkhs"` (`R = K^{+1/2}`: `B` are the
+      precondition: a linear change of variables with the optimiser acting on `B` (the loss is unchanged).
+        Representer path, `C = B R`: None (`R = I`, plain gradients in `C`), `"rkhs"` (`R = K^{+1/2}`: `B` are the
         coordinates of `W` in an orthonormal basis of span(Phi), i.e. gradient descent on `W` in the RKHS,
         `||W||_HS = ||B||`) or `"whiten"` (`R = S^{+1/2}`, `S = K^2 + lam K`: the quadratic part `Q = B B^T` is
         isotropic, so convergence no longer depends on the conditioning of K; for `barlow`, whose closed form
-        whitens the norm, it is `"rkhs"`). Both cost one eigendecomposition of K.
+        whitens the norm, it is `"rkhs"`). Both cost one eigendecomposition of K. Features path, `W = B R`:
+        None or `"rkhs"` (`R = I`: `W` already acts on the RKHS coordinates `psi`) or `"whiten"`
+        (`R = (Psi^T Psi + lam I)^{+1/2}`, with `Psi` the features of the training views, or with `aug` of one
+        draw of `n_views` views of every source, the full batch that mini-batches estimate; one D x D
+        eigendecomposition; `"rkhs"` for barlow, as above).
       optimizer: an `optax.GradientTransformation`; default `optax.adam(learning_rate)`. Optimisers that take
         extra arguments (`optax.lbfgs`) get `value`, `grad` and `value_fn`.
       learning_rate: learning rate of the default optimiser (default `DEFAULT_LEARNING_RATE`); with an explicit
@@ -421,8 +438,6 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     _objectives.check_objective(objective)
     if precondition not in PRECONDITIONERS:
         raise ValueError(f"precondition must be one of {list(PRECONDITIONERS)}, got {precondition!r}")
-    if precondition is not None and param != "representer":
-        raise ValueError("precondition applies to param='representer' only")
     if param not in PARAMETERISATIONS:
         raise ValueError(f"param must be one of {list(PARAMETERISATIONS)}, got {param!r}")
     if not callable(kernel):
@@ -521,6 +536,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
 
     # --- parameterisation
     fmap = None
+    whitened = False
     if param == "representer":
         if dim > N:
             raise ValueError(f"dim must be at most the number of views N = {N}, got {dim}")
@@ -543,13 +559,26 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
             fmap = _build_feature_map(kernel, feature_map, n_features=n_features, key=k_feat, points=X)
         P = fmap.dim
         design = empty if aug is not None else fmap.batch(X).T.astype(dtype)
-        gnorm = empty
+        gnorm = R = empty
         method = f"gradient/features/{fmap.kind}"
+        whitened = precondition == "whiten" and objective != "barlow"
+        if whitened:
+            if aug is None:
+                Psi = design.T
+            else:  # one draw of every source's views, with a key the training never uses
+                Psi = fmap.batch(fresh_views(jax.random.fold_in(k_feat, 1), X, aug, n_views)).astype(dtype)
+            R = _features_whitening(Psi, lam)
+            gnorm = R @ R
+            if aug is None:
+                design = R @ design
+            method += "/whiten"
     if objective == "vicreg_hard" and dim > P:
         raise ValueError(f"vicreg_hard: dim = {dim} exceeds the {P} parameters per output, so Q = I cannot hold")
 
-    spec = _Spec(objective=objective, param=param, n_sources=n_sources, batch=batch, n_views=n_views, aug=aug)
-    data = _Data(design=design, gnorm=gnorm, X=X if aug is not None else jnp.zeros((0, X.shape[1]), dtype),
+    spec = _Spec(objective=objective, param=param, n_sources=n_sources, batch=batch, n_views=n_views, aug=aug,
+                 whitened=whitened)
+    data = _Data(design=design, gnorm=gnorm, R=R if aug is not None and spec.whitened else empty,
+                 X=X if aug is not None else jnp.zeros((0, X.shape[1]), dtype),
                  A=A_checked, fmap=fmap if aug is not None else None,
                  members=members, v1=v1, v2=v2, lam=jnp.asarray(lam, dtype), beta=jnp.asarray(beta, dtype),
                  gamma=jnp.asarray(gamma, dtype), norm_penalty=jnp.asarray(norm_penalty, dtype))
@@ -564,7 +593,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     if param == "representer":
         coef, train_x, sol_kernel = params @ R, X, kernel
     else:
-        train_x, sol_kernel, coef = fmap.representer(params)
+        train_x, sol_kernel, coef = fmap.representer(params @ R if spec.whitened else params)
     return Solution(coef=coef, train_x=train_x, kernel=sol_kernel, eigenvalues=eig, loss=value,
                     gram_eigenvalues=jnp.zeros((0,), dtype), loss_history=jnp.asarray(history, dtype),
                     objective=objective, dim=dim, lam=lam, beta=beta, method=method)
