@@ -255,17 +255,22 @@ def _filters(s: Array, lam) -> tuple[Array, Array]:
 
 def _eigh_subset_host(R, lo: int, hi: int):
     # LAPACK's ?syevr for the eigenpairs lo..hi (ascending): one tridiagonal reduction, then only hi - lo + 1
-    # eigenvectors are computed and back-transformed. NaN in, NaN out (as jnp.linalg.eigh), never a host exception.
+    # eigenvectors are computed and back-transformed. Inside a degenerate cluster ?syevr may return fewer pairs than
+    # asked (scipy/scipy#13913; here: the vicreg target of a view-clique graph, eigenvalue 1 with multiplicity n, at
+    # N = 4000: 29 of 32, and ?syevx the same) or fail: then the full divide-and-conquer driver. NaN in, NaN out
+    # (as jnp.linalg.eigh), never a host exception.
     R = np.asarray(R)
     k = hi - lo + 1
     if not np.all(np.isfinite(R)):
         return np.full((k,), np.nan, R.dtype), np.full((R.shape[0], k), np.nan, R.dtype)
     try:
         w, V = scipy.linalg.eigh(R, subset_by_index=(lo, hi), driver="evr", check_finite=False)
-    except np.linalg.LinAlgError:  # ?syevr did not converge: the full divide-and-conquer driver
-        w, V = np.linalg.eigh(R)
-        w, V = w[lo : hi + 1], V[:, lo : hi + 1]
-    return w.astype(R.dtype), V.astype(R.dtype)
+        if w.shape == (k,) and np.all(np.isfinite(w)) and np.all(np.isfinite(V)):
+            return w.astype(R.dtype), V.astype(R.dtype)
+    except np.linalg.LinAlgError:
+        pass
+    w, V = scipy.linalg.eigh(R, driver="evd", check_finite=False)
+    return w[lo : hi + 1].astype(R.dtype), V[:, lo : hi + 1].astype(R.dtype)
 
 
 def _eigh_extreme(R: Array, k: int, largest: bool) -> tuple[Array, Array]:

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+from sklearn.datasets import load_digits
 
 import kernel_ssl_jax as kssl
 from kernel_ssl_jax import graphs, kernels, objectives, spectral
@@ -64,6 +65,54 @@ def test_partial_eigh_under_vmap_and_fallbacks():
     # NaN in, NaN out, as jnp.linalg.eigh (no exception from the host)
     w_nan, _ = spectral._eigh_extreme(jnp.full((20, 20), jnp.nan), 3, True)
     assert np.all(np.isnan(np.asarray(w_nan)))
+
+
+def test_partial_eigh_inside_a_degenerate_cluster():
+    # The vicreg target of a view-clique graph has eigenvalue 1 with multiplicity n (F L F vanishes on the clique
+    # indicators). Asked for the top 8 of this one (N = 400 digits views, 2 BLAS threads), ?syevr returned 6 (or
+    # none; scipy/scipy#13913): the host falls back to the full driver, and solve gets 8 orthonormal eigenvectors
+    # of eigenvalue 1.
+    X0 = load_digits().data / 16.0
+    rng = np.random.default_rng(0)
+    N, a, lam = 400, 4, 0.1
+    X = np.repeat(X0[: N // a], a, axis=0) + 0.05 * rng.normal(size=(N, 64))
+    groups = np.repeat(np.arange(N // a), a)
+    k = kernels.rbf(float(np.median(np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1)))))
+    s, U = np.linalg.eigh(np.asarray(kssl.gram(k, X)))
+    keep = s > N * np.finfo(float).eps * s.max()
+    s, U = s[keep], U[:, keep]
+    f = np.sqrt(s / (s + lam))
+    A = np.asarray(graphs.from_groups(groups))
+    R = np.eye(len(s)) - 0.5 * f[:, None] * (U.T @ (np.diag(A.sum(1)) - A) @ U) * f[None, :]
+    R = (R + R.T) / 2
+    w, V = spectral._eigh_subset_host(R, len(s) - 8, len(s) - 1)
+    np.testing.assert_allclose(w, 1.0, atol=1e-10)
+    np.testing.assert_allclose(V.T @ V, np.eye(8), atol=1e-10)
+    np.testing.assert_allclose(R @ V, V * w, atol=1e-10)
+    sol = kssl.solve("vicreg", X, A, kernel=k, dim=8, lam=lam, method="dense")
+    np.testing.assert_allclose(sol.eigenvalues, 1.0, atol=1e-10)
+    assert float(sol.loss) == pytest.approx(0.0, abs=1e-8)  # dim - sum(mu^2)
+
+
+@pytest.mark.parametrize("failure", ["short", "raise"])
+def test_partial_eigh_falls_back_when_the_subset_driver_fails(failure, monkeypatch):
+    # Whether ?syevr comes up short above depends on the BLAS threads; here it always does (or raises).
+    full_eigh = scipy.linalg.eigh
+
+    def flaky(R, *args, driver=None, subset_by_index=None, **kwargs):
+        if driver == "evr":
+            if failure == "raise":
+                raise np.linalg.LinAlgError("did not converge")
+            w, V = full_eigh(R, *args, driver=driver, subset_by_index=subset_by_index, **kwargs)
+            return w[:1], V[:, :1]
+        return full_eigh(R, *args, driver=driver, subset_by_index=subset_by_index, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "eigh", flaky)
+    R = symmetric(12)
+    w, V = spectral._eigh_subset_host(R, 8, 11)
+    w_ref = np.linalg.eigvalsh(R)[8:]
+    np.testing.assert_allclose(w, w_ref, rtol=1e-12)
+    np.testing.assert_allclose(R @ V, V * w, atol=1e-10)
 
 
 @pytest.mark.parametrize("objective", objectives.OBJECTIVES)
