@@ -12,7 +12,11 @@ Parts (each measurement runs in its own subprocess, so `ru_maxrss` is its own pe
      and scikit-learn `KernelPCA(eigen_solver="dense", n_components=32).fit` on the same (precomputed) Gram.
   b  Nystrom (m = 2000 kmeans++ landmarks, `lowrank.solve_features`) at N = 100,000 views (1250 x 80): end-to-end
      time (compilation included) and peak memory; downstream accuracy of Nystrom vs the exact path at N = 8000.
-  c  against scikit-learn `KernelPCA(eigen_solver="randomized")` and `Nystroem + PCA` on the same N = 8000 views.
+  c  time to accuracy against scikit-learn on the same N = 8000 views: the size knob of each method is swept (kssl
+     Nystrom landmarks m; `Nystroem(n_components=m) + PCA(32)`; `KernelPCA(eigen_solver="randomized")` with
+     n_components in 32/64/128 on all views and 32 on random subsets of the views). Target = the best accuracy any
+     scikit-learn configuration reaches; reported: the fastest kssl and the fastest scikit-learn configuration that
+     reach it (warm fit times; kssl's first fit, with compilation, too) and their ratio, per probe.
   d  Gram: blockwise `kssl.gram` (rbf) vs `sklearn.metrics.pairwise.rbf_kernel` at N = 10,000.
   f  float32 accuracy: each contrastive path (dense, structured, Nystrom, random features) in float32 vs float64 on
      the same data: relative error of the loss and of the induced kernel on the test digits, probe accuracy.
@@ -37,9 +41,21 @@ import time
 
 SIZES = {
     "full": dict(a_sources=1000, a_views=4, b_sources=1250, b_views=80, landmarks=2000, e_sources=1000, e_views=8,
-                 c_landmarks_small=500, c_landmarks_tiny=50, gram_n=10000, f_sources=250, f_views=4, repeats=2),
+                 gram_n=10000, f_sources=250, f_views=4, repeats=2),
     "quick": dict(a_sources=100, a_views=4, b_sources=100, b_views=8, landmarks=200, e_sources=100, e_views=4,
-                  c_landmarks_small=50, c_landmarks_tiny=40, gram_n=1000, f_sources=50, f_views=4, repeats=1),
+                  gram_n=1000, f_sources=50, f_views=4, repeats=1),
+}
+# Part c: the size knobs of each method. kssl Nystrom: landmarks m at dim DIM, then each of c_kssl_dims at each of
+# c_kssl_dims_m; scikit-learn Nystroem + PCA: n_components m with PCA(DIM), then each PCA dim of c_nystroem_dims at each
+# m of c_nystroem_dims_m; KernelPCA randomized: every n_components of c_kpca_dims, fitted on a random subset of each
+# number of views in c_kpca_fit (all views where it is N or more).
+SWEEPS = {
+    "full": dict(c_kssl_m=[10, 20, 50, 100, 200, 500, 1000, 2000], c_kssl_dims=[64, 128, 256],
+                 c_kssl_dims_m=[500, 1000], c_nystroem_m=[20, 50, 100, 200, 500, 1000, 2000],
+                 c_nystroem_dims=[64, 128, 256], c_nystroem_dims_m=[1000, 2000], c_kpca_dims=[32, 64, 128, 256],
+                 c_kpca_fit=[2000, 4000, 8000]),
+    "quick": dict(c_kssl_m=[10, 50, 200], c_kssl_dims=[64], c_kssl_dims_m=[200], c_nystroem_m=[20, 50, 200],
+                  c_nystroem_dims=[64], c_nystroem_dims_m=[200], c_kpca_dims=[32, 64], c_kpca_fit=[200, 400]),
 }
 DIM = 32
 LAM = 0.1
@@ -170,8 +186,9 @@ def task_exact(n_sources, n_views, warm=True):
                 **_accuracy(F_tr, ytr, F_te, yte), **_peak())
 
 
-def task_nystrom(n_sources, n_views, m, landmarks, method="nystrom", warm=False):
-    """End to end (compilation included), with the time of each stage; `warm`: the fit once more, compiled."""
+def task_nystrom(n_sources, n_views, m, landmarks, method="nystrom", warm=False, repeats=1, dim=DIM):
+    """End to end (compilation included), with the time of each stage; `warm`: the best of `repeats` more fits,
+    compiled."""
     import jax
 
     import kernel_ssl_jax as kssl
@@ -192,21 +209,23 @@ def task_nystrom(n_sources, n_views, m, landmarks, method="nystrom", warm=False)
         _block(fmap)
         t_map = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sol = _block(lowrank.solve_features("contrastive", X, groups=groups, kernel=k, dim=DIM, lam=LAM,
+        sol = _block(lowrank.solve_features("contrastive", X, groups=groups, kernel=k, dim=dim, lam=LAM,
                                             feature_map=fmap))
         return fmap, sol, t_map, time.perf_counter() - t0
 
     fmap, sol, t_map, t_solve = fit()
-    t_warm = sum(fit()[2:]) if warm else None
+    t_warm = min(sum(fit()[2:]) for _ in range(repeats)) if warm else None
     t0 = time.perf_counter()
     F_tr, F_te = _block(sol.features(Xtr, block_size=4096)), _block(sol.features(Xte))
     t_features = time.perf_counter() - t0
-    return dict(N=X.shape[0], m=m, D=fmap.dim, landmarks=landmarks if method == "nystrom" else method,
+    return dict(N=X.shape[0], m=m, dim=dim, D=fmap.dim, landmarks=landmarks if method == "nystrom" else method,
                 t_views=t_views, t_feature_map=t_map, t_solve=t_solve, t_fit=t_map + t_solve, t_fit_warm=t_warm,
                 t_features_probe=t_features, loss=float(sol.loss), **_accuracy(F_tr, ytr, F_te, yte), **_peak())
 
 
-def task_sklearn(n_sources, n_views, which, m):
+def task_sklearn(n_sources, n_views, which, m=0, dim=DIM, n_fit=0, repeats=1):
+    """`which="kpca_randomized"`: `KernelPCA(dim, eigen_solver="randomized")` fitted on `n_fit` random views (0: all);
+    `"nystroem_pca"`: `Nystroem(n_components=m) + PCA(min(dim, m))` on all views. Fit time: best of `repeats`."""
     import numpy as np
     from sklearn.decomposition import PCA, KernelPCA
     from sklearn.kernel_approximation import Nystroem
@@ -217,15 +236,23 @@ def task_sklearn(n_sources, n_views, which, m):
     X, _, (Xtr, ytr, Xte, yte) = _data(n_sources, n_views)
     gamma = 1.0 / (2.0 * kssl.median_bandwidth(X) ** 2)
     if which == "kpca_randomized":
-        model = KernelPCA(DIM, kernel="rbf", gamma=gamma, eigen_solver="randomized", random_state=0)
+        if 0 < n_fit < X.shape[0]:
+            X = X[np.random.default_rng(0).choice(X.shape[0], n_fit, replace=False)]
+
+        def make():
+            return KernelPCA(dim, kernel="rbf", gamma=gamma, eigen_solver="randomized", random_state=0)
     else:
-        model = make_pipeline(Nystroem(kernel="rbf", gamma=gamma, n_components=m, random_state=0),
-                              PCA(DIM, random_state=0))
-    t0 = time.perf_counter()
-    model.fit(X)
-    t_fit = time.perf_counter() - t0
+        def make():
+            return make_pipeline(Nystroem(kernel="rbf", gamma=gamma, n_components=m, random_state=0),
+                                 PCA(min(dim, m), random_state=0))
+    times = []
+    for _ in range(repeats):
+        model = make()
+        t0 = time.perf_counter()
+        model.fit(X)
+        times.append(time.perf_counter() - t0)
     F_tr, F_te = model.transform(Xtr), model.transform(Xte)
-    return dict(N=X.shape[0], which=which, m=m, t_fit=t_fit,
+    return dict(N=X.shape[0], which=which, m=m, dim=dim, t_fit=min(times), t_fit_first=times[0],
                 **_accuracy(np.asarray(F_tr), ytr, np.asarray(F_te), yte), **_peak())
 
 
@@ -297,7 +324,7 @@ TASKS = dict(structured=task_structured, exact=task_exact, nystrom=task_nystrom,
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Orchestration
+# Part c: time to accuracy
 
 
 def _spawn(name, timeout, **kwargs):
@@ -326,6 +353,96 @@ def _row(label, r, keys):
     return f"  {label:<34} " + "  ".join(f"{k}={_fmt(r.get(k, '-'), s)}" for k, s in keys)
 
 
+def time_to_accuracy(kssl_rows, sklearn_rows, probe):
+    """Target = the best `probe` accuracy of any scikit-learn row; returns the target and, per side, the fastest
+    row (by warm fit time) that reaches it (None when no row does)."""
+    ok = [r for r in kssl_rows + sklearn_rows if "error" not in r]
+    sk = [r for r in ok if r["side"] == "sklearn"]
+    if not sk:
+        return None
+
+    def fastest(side, target):
+        rows = [r for r in ok if r["side"] == side and r[probe] >= target - 1e-9]
+        return min(rows, key=lambda r: r["t_warm"]) if rows else None
+
+    target = max(r[probe] for r in sk)
+    best_kssl = max((r[probe] for r in ok if r["side"] == "kssl"), default=None)
+    k, s = fastest("kssl", target), fastest("sklearn", target)
+    return dict(probe=probe, target=target, best_kssl=best_kssl, kssl=k, sklearn=s,
+                sklearn_over_kssl_warm=s["t_warm"] / k["t_warm"] if k and s else None,
+                sklearn_over_kssl_first=s["t_warm"] / k["t_first"] if k and s else None)
+
+
+def sweep_c(results, save, T, size, sweep, exact, nys):
+    """Part c: each method's size knob swept on the same views; time to the best scikit-learn accuracy."""
+    ns, nv, m0 = size["e_sources"], size["e_views"], size["landmarks"]
+    N = ns * nv
+    rows = []
+
+    def add(side, method, knob, r, t_first, t_warm):
+        row = dict(side=side, method=method, knob=knob, t_first=t_first, t_warm=t_warm,
+                   acc_ridge=r.get("acc_ridge"), acc_1nn=r.get("acc_1nn"), maxrss_gib=r.get("maxrss_gib"))
+        if "error" in r:
+            row["error"] = r["error"]
+        rows.append(row)
+        err = r["error"].strip().splitlines()[-1] if "error" in r and r["error"].strip() else None
+        print(f"  {side:<7} {method:<26} {knob:<16} " + (f"ERROR: {err}" if "error" in r else
+              f"first {_fmt(t_first, '7.3f')} s  warm {_fmt(t_warm, '7.3f')} s  ridge {r['acc_ridge']:5.1f}  "
+              f"1-NN {r['acc_1nn']:5.1f}  load {os.getloadavg()[0]:.2f}"), flush=True)
+        results["parts"]["c_sweep"] = rows
+        save()
+
+    print(f"(c) size sweeps at N = {N} ({ns} sources x {nv} views); fit times: warm = best of {size['repeats']} "
+          "(kssl: after a first fit that compiles), first = the first fit")
+    if "error" not in exact:
+        print(f"  context: kssl exact ({exact.get('method')}) fit {exact['t_fit']:.2f} s first, "
+              f"{_fmt(exact.get('t_fit_warm'), '.2f')} s warm, ridge {exact['acc_ridge']:.1f}, "
+              f"1-NN {exact['acc_1nn']:.1f}")
+    kssl = [(m, DIM) for m in sweep["c_kssl_m"]]
+    kssl += [(m, d) for m in sweep["c_kssl_dims_m"] for d in sweep["c_kssl_dims"] if (m, d) not in kssl]
+    for m, dim in kssl:
+        if nys is not None and (m, dim) == (m0, DIM):
+            r = nys
+        else:
+            r = _spawn("nystrom", T, n_sources=ns, n_views=nv, m=m, landmarks="kmeans++", warm=True,
+                       repeats=size["repeats"], dim=dim)
+        add("kssl", "Nystrom k-means++ (groups)", f"m={m} dim={dim}", r, r.get("t_fit"), r.get("t_fit_warm"))
+    nystroem = [(m, DIM) for m in sweep["c_nystroem_m"]]
+    nystroem += [(m, d) for m in sweep["c_nystroem_dims_m"] for d in sweep["c_nystroem_dims"] if (m, d) not in nystroem]
+    for m, dim in nystroem:
+        r = _spawn("sklearn", T, n_sources=ns, n_views=nv, which="nystroem_pca", m=m, dim=dim, repeats=size["repeats"])
+        add("sklearn", "Nystroem + PCA", f"m={m} dim={min(dim, m)}", r, r.get("t_fit_first"), r.get("t_fit"))
+    for n_fit in sorted({min(n, N) for n in sweep["c_kpca_fit"]}):
+        for dim in sweep["c_kpca_dims"]:
+            r = _spawn("sklearn", T, n_sources=ns, n_views=nv, which="kpca_randomized", dim=dim, n_fit=n_fit,
+                       repeats=size["repeats"])
+            add("sklearn", "KernelPCA randomized", f"dim={dim} fit={n_fit}", r, r.get("t_fit_first"), r.get("t_fit"))
+    kssl_rows = [r for r in rows if r["side"] == "kssl"]
+    sk_rows = [r for r in rows if r["side"] == "sklearn"]
+    summary = [time_to_accuracy(kssl_rows, sk_rows, probe) for probe in ("acc_ridge", "acc_1nn")]
+    results["parts"]["c_time_to_accuracy"] = summary
+    save()
+    for t in summary:
+        if t is None:
+            print("  time to accuracy: no scikit-learn result")
+            continue
+        k, s = t["kssl"], t["sklearn"]
+        print(f"  time to accuracy, {t['probe']}: target {t['target']:.1f} (best scikit-learn; best kssl "
+              f"{_fmt(t['best_kssl'], '.1f')})")
+        print("    fastest kssl reaching it:    "
+              + (f"{k['method']} {k['knob']}: warm {k['t_warm']:.3f} s (first {k['t_first']:.2f} s), "
+                 f"acc {k[t['probe']]:.1f}" if k else "none"))
+        print("    fastest sklearn reaching it: "
+              + (f"{s['method']} {s['knob']}: warm {s['t_warm']:.3f} s, acc {s[t['probe']]:.1f}" if s else "none"))
+        if k and s:
+            print(f"    sklearn / kssl time: {t['sklearn_over_kssl_warm']:.1f}x (kssl warm), "
+                  f"{t['sklearn_over_kssl_first']:.2f}x (kssl first fit, compilation included)", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Orchestration
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["a", "b", "c", "d", "f"], choices=["a", "b", "c", "d", "f"])
@@ -334,6 +451,9 @@ def main():
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement subprocess")
     for key, value in SIZES["full"].items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"default {value} (full)")
+    for key, value in SWEEPS["full"].items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, nargs="+", default=None,
+                            help=f"part c sweep, default {' '.join(map(str, value))} (full)")
     parser.add_argument("--task", help=argparse.SUPPRESS)
     parser.add_argument("--task-args", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -346,23 +466,26 @@ def main():
         return
 
     size = dict(SIZES["quick" if args.quick else "full"])
-    for key in size:
-        if getattr(args, key) is not None:
-            size[key] = getattr(args, key)
+    sweep = dict(SWEEPS["quick" if args.quick else "full"])
+    for table in (size, sweep):
+        for key in table:
+            if getattr(args, key) is not None:
+                table[key] = getattr(args, key)
     load = os.getloadavg()
     header = (f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} "
               f"KSSL_ENABLE_X64={os.environ.get('KSSL_ENABLE_X64', 'unset (1)')} cores={os.cpu_count()} "
               f"python={platform.python_version()} load average at start={load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(header, flush=True)
-    results = dict(sizes=size, load_start=load, parts={})
+    results = dict(sizes=size, sweeps=sweep, load_start=load, parts={})
     T = args.timeout
 
     def save():
         # After every part, so that a run cut short (e.g. by a time limit) still leaves its results.
         if args.json:
             results["load_end"] = os.getloadavg()
-            with open(args.json, "w") as f:
+            with open(args.json + ".tmp", "w") as f:
                 json.dump(results, f, indent=1, default=str)
+            os.replace(args.json + ".tmp", args.json)
 
     if "a" in args.parts:
         r = _spawn("structured", T, n_sources=size["a_sources"], n_views=size["a_views"], repeats=size["repeats"])
@@ -379,9 +502,12 @@ def main():
     if "b" in args.parts or "c" in args.parts:
         ns, nv, m = size["e_sources"], size["e_views"], size["landmarks"]
         exact = _spawn("exact", T, n_sources=ns, n_views=nv)
-        nys = _spawn("nystrom", T, n_sources=ns, n_views=nv, m=m, landmarks="kmeans++", warm=True)
+        nys = None
+        if "b" in args.parts or m in sweep["c_kssl_m"]:
+            nys = _spawn("nystrom", T, n_sources=ns, n_views=nv, m=m, landmarks="kmeans++", warm=True,
+                         repeats=size["repeats"])
+            results["parts"]["b_nystrom_small"] = nys
         results["parts"]["b_exact"] = exact
-        results["parts"]["b_nystrom_small"] = nys
         if "b" in args.parts:
             big = _spawn("nystrom", T, n_sources=size["b_sources"], n_views=size["b_views"], m=m,
                          landmarks="kmeans++")
@@ -401,34 +527,7 @@ def main():
                       f" points, 1-NN {nys['acc_1nn'] - exact['acc_1nn']:+.1f} points", flush=True)
             save()
         if "c" in args.parts:
-            small = _spawn("nystrom", T, n_sources=ns, n_views=nv, m=size["c_landmarks_small"], landmarks="kmeans++",
-                           warm=True)
-            unif = _spawn("nystrom", T, n_sources=ns, n_views=nv, m=m, landmarks="uniform", warm=True)
-            tiny = _spawn("nystrom", T, n_sources=ns, n_views=nv, m=size["c_landmarks_tiny"], landmarks="kmeans++",
-                          warm=True)
-            kpca = _spawn("sklearn", T, n_sources=ns, n_views=nv, which="kpca_randomized", m=0)
-            nyst_tiny = _spawn("sklearn", T, n_sources=ns, n_views=nv, which="nystroem_pca",
-                               m=size["c_landmarks_tiny"])
-            nyst = _spawn("sklearn", T, n_sources=ns, n_views=nv, which="nystroem_pca", m=m)
-            nyst_small = _spawn("sklearn", T, n_sources=ns, n_views=nv, which="nystroem_pca",
-                                m=size["c_landmarks_small"])
-            results["parts"].update(c_nystrom_small=small, c_nystrom_tiny=tiny, c_nystrom_uniform=unif,
-                                    c_kpca_randomized=kpca, c_nystroem_pca=nyst, c_nystroem_pca_small=nyst_small,
-                                    c_nystroem_pca_tiny=nyst_tiny)
-            print(f"(c) fit time and downstream accuracy at N = {exact.get('N')} (kssl: t_fit includes compilation, "
-                  "t_fit_warm is a second fit, compiled)")
-            keys = [("t_fit", ".2f"), ("t_fit_warm", ".2f"), ("acc_ridge", ".1f"), ("acc_1nn", ".1f"),
-                    ("maxrss_gib", ".2f")]
-            print(_row(f"kssl exact ({exact.get('method')})", exact, keys))
-            print(_row(f"kssl Nystrom kmeans++ m={m}", nys, keys))
-            print(_row(f"kssl Nystrom uniform m={m}", unif, keys))
-            print(_row(f"kssl Nystrom kmeans++ m={size['c_landmarks_small']}", small, keys))
-            print(_row(f"kssl Nystrom kmeans++ m={size['c_landmarks_tiny']}", tiny, keys))
-            print(_row("sklearn KernelPCA randomized", kpca, keys))
-            print(_row(f"sklearn Nystroem+PCA m={m}", nyst, keys))
-            print(_row(f"sklearn Nystroem+PCA m={size['c_landmarks_small']}", nyst_small, keys))
-            print(_row(f"sklearn Nystroem+PCA m={size['c_landmarks_tiny']}", nyst_tiny, keys), flush=True)
-            save()
+            sweep_c(results, save, T, size, sweep, exact, nys)
 
     if "d" in args.parts:
         r = _spawn("gram", T, n=size["gram_n"], repeats=size["repeats"])
