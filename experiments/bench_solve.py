@@ -1,12 +1,15 @@
 """Benchmark: `kssl.solve` against scikit-learn KernelPCA on the same Gram (issue: core library, "Speed").
 
-For N views of digits (N/4 sources x 4 noisy views), RBF kernel at the median distance, dim 32, it times
+For N views of digits (N/4 sources x 4 noisy views), RBF kernel at the median distance, dim 32, lam 0.1, it times
   - `kssl.solve` end to end (Gram, checks, eigendecomposition, closed form, loss), after compilation,
   - the closed form alone on a precomputed Gram (`spectral.solve_gram`), auto (structured) and dense methods,
+  - the dense path proper (one eigh of K, one partial eigh of the target) on the same Gram: contrastive with a
+    k-NN graph (not a view-clique graph, so no structured shortcut) and vicreg,
   - `KernelPCA(n_components=32, kernel="precomputed", eigen_solver="dense").fit` on the same Gram,
-and prints the ratios measured in the same run. Set OPENBLAS_NUM_THREADS before running to pin the threads.
+and prints the ratios measured in the same run, then the float32 accuracy of the dense k-NN contrastive solve (loss
+relative to float64). Set OPENBLAS_NUM_THREADS before running to pin the threads.
 
-  python experiments/bench_solve.py [--sizes 500 1000 2000 4000] [--repeats 3]
+  python experiments/bench_solve.py [--sizes 500 1000 2000 4000] [--repeats 3] [--knn 10]
 """
 
 import argparse
@@ -45,20 +48,30 @@ def bench_size(N, X0, rng, args):
     def run_solve():
         return kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1).coef
 
-    def run_core(method):
-        return spectral.solve_gram("contrastive", K, A, dim=args.dim, lam=0.1, rcond=rcond, method=method)[0]
+    def run_core(method, objective="contrastive", graph=A):
+        return spectral.solve_gram(objective, K, graph, dim=args.dim, lam=0.1, rcond=rcond, method=method)[0]
 
-    run_solve(), run_core("auto"), run_core("dense")  # compile
-    t_solve = best_time(run_solve, args.repeats)
-    t_core = best_time(lambda: run_core("auto"), args.repeats)
-    t_dense = best_time(lambda: run_core("dense"), args.repeats)
+    A_knn = kssl.graphs.knn(X, args.knn)
+    cases = {
+        "solve": run_solve,
+        "core": lambda: run_core("auto"),
+        "dense": lambda: run_core("dense"),
+        "knn": lambda: run_core("dense", graph=A_knn),
+        "vicreg": lambda: run_core("dense", objective="vicreg"),
+    }
+    for fn in cases.values():  # compile
+        fn()
+    times = {name: best_time(fn, args.repeats) for name, fn in cases.items()}
     Kn = np.asarray(K)
     t_kpca = best_time(lambda: KernelPCA(args.dim, kernel="precomputed", eigen_solver="dense").fit(Kn),
                        args.repeats)
     ls = float(kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1).loss)
     ld = float(kssl.solve("contrastive", X, A, kernel=k, dim=args.dim, lam=0.1, method="dense").loss)
-    print(f"{N:>6} {t_solve:>8.3f} {t_core:>8.3f} {t_dense:>8.3f} {t_kpca:>8.3f} {t_solve / t_kpca:>11.2f} "
-          f"{t_core / t_kpca:>10.2f} {t_dense / t_kpca:>11.2f} {abs(ls - ld) / abs(ld):>14.2e}", flush=True)
+    knn64, knn32 = (float(kssl.solve("contrastive", X, A_knn, kernel=k, dim=args.dim, lam=0.1, method="dense",
+                                     dtype=dt).loss) for dt in (np.float64, np.float32))
+    ratios = " ".join(f"{times[name] / t_kpca:>{len(name) + 5}.2f}" for name in cases)
+    print(f"{N:>6} {' '.join(f'{t:>8.3f}' for t in times.values())} {t_kpca:>8.3f} {ratios} "
+          f"{abs(ls - ld) / abs(ld):>14.2e} {abs(knn32 - knn64) / abs(knn64):>12.2e}", flush=True)
 
 
 def main():
@@ -66,16 +79,26 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--knn", type=int, default=10, help="neighbours of the k-NN graph of the dense case")
     args = parser.parse_args()
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} cores={os.cpu_count()} "
-          f"backend={jax.default_backend()} jax={jax.__version__} python={platform.python_version()}")
+          f"load={' '.join(f'{v:.2f}' for v in os.getloadavg())} backend={jax.default_backend()} "
+          f"jax={jax.__version__} python={platform.python_version()}")
+    print("times in s (best of --repeats); solve: kssl.solve, clique graph (structured); core: solve_gram, auto; "
+          "dense: solve_gram, dense method, clique graph; knn: solve_gram contrastive, k-NN graph (dense path); "
+          "vicreg: solve_gram vicreg (dense path); loss rel diff: structured vs dense; f32 knn: float32 vs float64 "
+          "loss of the dense k-NN contrastive solve")
     X0 = load_digits().data / 16.0
     rng = np.random.default_rng(0)
-    header = (f"{'N':>6} {'solve':>8} {'core':>8} {'dense':>8} {'kpca':>8} {'solve/kpca':>11} {'core/kpca':>10} "
-              f"{'dense/kpca':>11} {'loss rel diff':>14}")
+    names = ("solve", "core", "dense", "knn", "vicreg")
+    ratio_names = " ".join(f"{n + '/kpca':>{len(n) + 5}}" for n in names)
+    header = (f"{'N':>6} {' '.join(f'{n:>8}' for n in names)} {'kpca':>8} {ratio_names} {'loss rel diff':>14} "
+              f"{'f32 knn':>12}")
     print(header)
     for N in args.sizes:
         bench_size(N, X0, rng, args)
+    print(f"load after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
 
 if __name__ == "__main__":
     main()
