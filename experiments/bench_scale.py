@@ -12,17 +12,17 @@ Parts (each measurement runs in its own subprocess, so `ru_maxrss` is its own pe
      and scikit-learn `KernelPCA(eigen_solver="dense", n_components=32).fit` on the same (precomputed) Gram.
   b  Nystrom (m = 2000 kmeans++ landmarks, `lowrank.solve_features`) at N = 100,000 views (1250 x 80): end-to-end
      time (compilation included) and peak memory; downstream accuracy of Nystrom vs the exact path at N = 8000.
-  c  time to accuracy against scikit-learn on the same N = 8000 views: the size knob of each method is swept (kssl
-     Nystrom landmarks m; `Nystroem(n_components=m) + PCA(32)`; `KernelPCA(eigen_solver="randomized")` with
-     n_components in 32/64/128 on all views and 32 on random subsets of the views). Target = the best accuracy any
-     scikit-learn configuration reaches; reported: the fastest kssl and the fastest scikit-learn configuration that
-     reach it (warm fit times; kssl's first fit, with compilation, too) and their ratio, per probe.
+  c  time to accuracy against scikit-learn on the same N = 8000 views: the size knobs of each method are swept (kssl
+     Nystrom landmarks m and dim; `Nystroem(n_components=m) + PCA(dim)`; `KernelPCA(eigen_solver="randomized",
+     n_components=dim)` fitted on random subsets of 2000 and 4000 views and on all of them; see SWEEPS). Target = the
+     best accuracy any scikit-learn configuration reaches; reported per probe: the fastest kssl and the fastest
+     scikit-learn configuration that reach it (warm fit times; kssl's first fit, with compilation, too), their ratio.
   d  Gram: blockwise `kssl.gram` (rbf) vs `sklearn.metrics.pairwise.rbf_kernel` at N = 10,000.
   f  float32 accuracy: each contrastive path (dense, structured, Nystrom, random features) in float32 vs float64 on
      the same data: relative error of the loss and of the induced kernel on the test digits, probe accuracy.
 
 Usage:
-  python experiments/bench_scale.py                  # the full benchmark (several minutes on 2 cores)
+  python experiments/bench_scale.py                  # the full benchmark (part c alone: 20 min on 2 busy cores)
   python experiments/bench_scale.py --quick          # tiny sizes, a smoke run
   python experiments/bench_scale.py --parts a d --json out.json
 Set OPENBLAS_NUM_THREADS before running to pin BLAS threads; KSSL_ENABLE_X64=0 runs in float32.

@@ -130,6 +130,7 @@ def write_json(path: str, obj) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the results are meant to be read
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1)
         os.replace(tmp, path)
@@ -191,8 +192,9 @@ def plot(results: dict, out_png: str) -> None:
         pts = sorted(pts, key=lambda q: q["N"])
         N = [p["N"] for p in pts]
         color = f"C{i}"
-        s = results.get("slopes", {}).get(name, {}).get("warm_all")
-        label = f"{name}, warm (slope {s:.2f})" if s is not None else name
+        s = results.get("slopes", {}).get(name, {})
+        label = (f"{name}, warm (slope {s['warm_all']:.2f}; largest 3 N: {s['warm_last3']:.2f})"
+                 if s.get("warm_all") is not None else f"{name}, warm")
         ax_t.plot(N, [p["t_warm"] for p in pts], "o-", color=color, label=label)
         ax_t.plot(N, [p["t_cold"] for p in pts], "x--", color=color, alpha=0.5, label=f"{name}, first call")
         sm = results.get("slopes", {}).get(name, {}).get("rss_added_last3")
