@@ -257,8 +257,8 @@ def _eigh_subset_host(R, lo: int, hi: int):
     # LAPACK's ?syevr for the eigenpairs lo..hi (ascending): one tridiagonal reduction, then only hi - lo + 1
     # eigenvectors are computed and back-transformed. Inside a degenerate cluster ?syevr may return fewer pairs than
     # asked (scipy/scipy#13913; here: the vicreg target of a view-clique graph, eigenvalue 1 with multiplicity n, at
-    # N = 4000: 29 of 32, and ?syevx the same) or fail: then the full divide-and-conquer driver. NaN in, NaN out
-    # (as jnp.linalg.eigh), never a host exception.
+    # N = 4000: 29 of 32, and ?syevx the same) or fail: then the full divide-and-conquer driver, at the price of a
+    # second tridiagonal reduction. NaN in, NaN out (as jnp.linalg.eigh), never a host exception.
     R = np.asarray(R)
     k = hi - lo + 1
     if not np.all(np.isfinite(R)):
@@ -389,12 +389,14 @@ def check_barlow_feasible(eigenvalues, dim: int, rcond: float) -> None:
 
 
 def _solver_rcond(objective: str, lam: float, rcond: float) -> float:
-    """The cut-off on K's eigenvalues the closed form uses: `rcond`, or 0 where the solution is bounded without one.
+    """The DEFAULT cut-off on K's eigenvalues (when the caller gives no `rcond`): `rcond`, or 0 where the solution is
+    bounded without one. An explicit `rcond` is always applied as given.
 
     Contrastive with `lam > 0` weights direction `s` by `s / (s + lam)` and its coefficients by `1 / (s + lam)`
     (`_solve_eigh`), so it keeps every positive eigenvalue, as the Cholesky and feature paths do. Dropping those
-    below `rcond` instead changes the loss by up to `rcond * max(s) / lam` relative: with the default `N * eps`
-    that is rounding in float64 but 1.5e-1 in float32 (N = 2000). The others divide by `s` or `sqrt(s)` without a
+    below `rcond` instead removes weights of up to `rcond * max(s) / lam`: with the default `N * eps`
+    that is rounding in float64 but cost 7.6e-2 of the loss in float32 (N = 2000, k-NN graph, lam = 0.1;
+    `experiments/bench_solve.py`), against 8e-7 without the cut. The others divide by `s` or `sqrt(s)` without a
     bound (pseudo-inverses; the vicreg optima over the span sit on K's smallest eigenvalues) and keep the cut-off.
     """
     return 0.0 if objective == "contrastive" and lam > 0 else rcond
@@ -409,10 +411,11 @@ def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM,
     """
     K = jnp.asarray(K)
     N = K.shape[0]
-    if rcond is None:
+    default_rcond = rcond is None
+    if default_rcond:
         rcond = N * float(jnp.finfo(K.dtype).eps)
     if eig is None:
-        eig = decompose(K, _solver_rcond(objective, lam, rcond))
+        eig = decompose(K, _solver_rcond(objective, lam, rcond) if default_rcond else rcond)
     groups, n_sources = jnp.zeros((N,), jnp.int32), 0
     if objective == "contrastive" and method in ("auto", "structured"):
         found = _graphs.clique_groups(A)
@@ -448,8 +451,9 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
       beta: invariance weight of `vicreg` (ignored by the others).
       pairs: `(v1, v2)` index arrays of paired views, for `barlow` (`graphs.pairs_from_groups`).
       rcond: eigenvalues of K at or below `rcond * max` are dropped; default `N * eps`. The rank at `rcond` bounds
-        `dim`. Contrastive with `lam > 0` keeps every positive eigenvalue all the same: its filter is bounded and
-        the cut-off would only add an error of `rcond * max / lam` (1.5e-1 of the loss in float32 at N = 2000).
+        `dim`. Without an explicit `rcond`, contrastive with `lam > 0` keeps every positive eigenvalue: its filter is
+        bounded and the default cut-off would only add an error of `rcond * max / lam` (7.6e-2 of the loss in
+        float32 at N = 2000). An explicit `rcond` is applied as given (e.g. to keep the spectrum of a study fixed).
       groups: `(N,)` source id of each view, instead of `A`: the view-clique graph `graphs.from_groups(groups)`.
         The feature-space methods never form it, so at large N pass `groups`, not `A`.
       method: `"auto"`, `"dense"`, `"structured"` (contrastive with a view-clique `A`), or a feature-space closed form
@@ -537,7 +541,8 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     K = _kernels.gram(kernel, X, block_size=block_size)
     if not bool(jnp.all(jnp.isfinite(K))):
         raise ValueError("the Gram matrix of X under kernel has NaN or Inf: check the kernel parameters")
-    if rcond is None:
+    default_rcond = rcond is None
+    if default_rcond:
         rcond = N * float(jnp.finfo(K.dtype).eps)
     cliques = None
     if objective == "contrastive" and method in ("auto", "structured"):
@@ -557,7 +562,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
             raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
                              f"the largest feasible dim is {rank}")
         # The targets only live on range(K): solve them in the kept eigenbasis, r x r instead of N x N.
-        cut = _solver_rcond(objective, lam, rcond)
+        cut = _solver_rcond(objective, lam, rcond) if default_rcond else rcond
         kept = rank if cut == rcond else int(eig.rank)
         coef, w, _, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs,
                                       rcond=rcond, method=method, eig=truncate(eig, cut) if kept < N else eig)
