@@ -37,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+import scipy.sparse
+import scipy.sparse.csgraph
 
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
@@ -273,10 +275,10 @@ def _eigh_subset_host(R, lo: int, hi: int):
     return w[lo : hi + 1].astype(R.dtype), V[:, lo : hi + 1].astype(R.dtype)
 
 
-def _eigh_extreme(R: Array, k: int, largest: bool) -> tuple[Array, Array]:
+def _eigh_extreme(R: Array, k: int, largest: bool, partial: bool = True) -> tuple[Array, Array]:
     """The `k` largest (descending) or smallest (ascending) eigenpairs of a symmetric `(n, n)` matrix.
 
-    On CPU, for `k <= PARTIAL_EIGH_MAX_FRACTION * n`, LAPACK's subset driver (`scipy.linalg.eigh(...,
+    On CPU, with `partial` and for `k <= PARTIAL_EIGH_MAX_FRACTION * n`, LAPACK's subset driver (`scipy.linalg.eigh(...,
     subset_by_index, driver="evr")` through `jax.pure_callback`, sequential under `vmap`); elsewhere, and for larger
     `k`, `jnp.linalg.eigh` (a callback on an accelerator would copy the matrix to the host). The platform is chosen
     per lowering (`jax.lax.platform_dependent`), so one jitted function serves both. Within a degenerate eigenvalue
@@ -288,7 +290,7 @@ def _eigh_extreme(R: Array, k: int, largest: bool) -> tuple[Array, Array]:
         w, V = jnp.linalg.eigh(R)
         return (w[::-1][:k], V[:, ::-1][:, :k]) if largest else (w[:k], V[:, :k])
 
-    if k > PARTIAL_EIGH_MAX_FRACTION * n:
+    if not partial or k > PARTIAL_EIGH_MAX_FRACTION * n:
         return full(R)
     lo, hi = (n - k, n - 1) if largest else (0, k - 1)
 
@@ -301,9 +303,9 @@ def _eigh_extreme(R: Array, k: int, largest: bool) -> tuple[Array, Array]:
     return jax.lax.platform_dependent(R, cpu=partial, default=full)
 
 
-def _top(R: Array, dim: int) -> tuple[Array, Array]:
+def _top(R: Array, dim: int, partial: bool = True) -> tuple[Array, Array]:
     """`[R]_M+`: the `dim` largest eigenpairs of a symmetric matrix, descending, eigenvalues clipped at 0."""
-    w, V = _eigh_extreme(0.5 * (R + R.T), dim, largest=True)
+    w, V = _eigh_extreme(0.5 * (R + R.T), dim, largest=True, partial=partial)
     return jnp.maximum(w, 0.0), _fix_signs(V)
 
 
@@ -315,9 +317,12 @@ def _pad_rows(C_u: Array, w: Array, dim: int) -> tuple[Array, Array]:
     return jnp.pad(C_u, ((0, missing), (0, 0))), jnp.pad(w, (0, missing))
 
 
-@functools.partial(jax.jit, static_argnames=("objective", "dim", "n_sources"))
-def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_sources):
-    """Returns `(C, eigenvalues)` for one objective from the eigendecomposition of K (SPEC.md §3.1-3.4)."""
+@functools.partial(jax.jit, static_argnames=("objective", "dim", "n_sources", "partial"))
+def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_sources, partial=True):
+    """Returns `(C, eigenvalues)` for one objective from the eigendecomposition of K (SPEC.md §3.1-3.4).
+
+    `partial=False` keeps the target's subset driver off (`_subset_cuts_a_cluster`).
+    """
     s, U = eig.s, eig.U
     f, g = _filters(s, lam)
     kept = (s > 0).astype(s.dtype)
@@ -350,12 +355,12 @@ def _solve_eigh(objective, eig: GramEigh, A, groups, v1, v2, lam, beta, dim, n_s
     degrees = jnp.sum(A, axis=1)
     FLF = f[:, None] * (U.T @ (jnp.diag(degrees) - A) @ U) * f[None, :]
     if objective == "vicreg":
-        mu, V = _top(jnp.diag(kept) - 0.5 * beta * FLF, dim)
+        mu, V = _top(jnp.diag(kept) - 0.5 * beta * FLF, dim, partial)
         return (jnp.sqrt(mu)[:, None] * V.T * g[None, :]) @ U.T, mu
     # vicreg_hard: the smallest eigenvectors of F L F within range(K). Directions outside the range are lifted
     # above the spectrum of F L F (whose norm is at most ||L|| <= 2 max degree) so they are never chosen.
     lift = 2.0 * jnp.max(degrees) + 1.0
-    w, V = _eigh_extreme(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)), dim, largest=False)
+    w, V = _eigh_extreme(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)), dim, largest=False, partial=partial)
     Y = _fix_signs(V).T
     return (Y * g[None, :]) @ U.T, w
 
@@ -402,6 +407,21 @@ def _solver_rcond(objective: str, lam: float, rcond: float) -> float:
     return 0.0 if objective == "contrastive" and lam > 0 else rcond
 
 
+def _subset_cuts_a_cluster(objective: str, A, dim: int) -> bool:
+    """Whether the `dim` extreme eigenpairs of the target cut through an exactly degenerate eigenvalue.
+
+    The vicreg target `P - (beta/2) F L F` has eigenvalue 1, and `F L F` (vicreg_hard) eigenvalue 0, once for each
+    connected component of `A` (`F v` constant on each component). With more components than `dim` (a view-clique
+    graph has one per source) the optimum is any `dim`-dimensional subspace of that eigenspace, and LAPACK's subset
+    driver, asked to cut through it, is unreliable (`_eigh_subset_host`): the full driver is used instead.
+    """
+    if objective not in ("vicreg", "vicreg_hard") or A is None:
+        return False
+    n_components, _ = scipy.sparse.csgraph.connected_components(scipy.sparse.csr_matrix(np.asarray(A) != 0),
+                                                                directed=False)
+    return n_components > dim
+
+
 def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
                pairs=None, rcond: float | None = None, method: str = "auto", eig: GramEigh | None = None):
     """Closed form from a precomputed Gram `K` of the training views. Returns `(coef, eigenvalues, eig, method)`.
@@ -430,7 +450,9 @@ def solve_gram(objective: str, K, A=None, *, dim: int, lam: float = DEFAULT_LAM,
     v1, v2 = pairs if pairs is not None else (jnp.zeros((0,), jnp.int32),) * 2
     if A is None:
         A = jnp.zeros((0, 0), K.dtype)
-    coef, w = _solve_eigh(objective, eig, jnp.asarray(A, K.dtype), groups, v1, v2, lam, beta, dim, n_sources)
+    partial = not _subset_cuts_a_cluster(objective, A, dim)
+    coef, w = _solve_eigh(objective, eig, jnp.asarray(A, K.dtype), groups, v1, v2, lam, beta, dim, n_sources,
+                          partial=partial)
     return coef, w, eig, method
 
 

@@ -70,8 +70,8 @@ def test_partial_eigh_under_vmap_and_fallbacks():
 def test_partial_eigh_inside_a_degenerate_cluster():
     # The vicreg target of a view-clique graph has eigenvalue 1 with multiplicity n (F L F vanishes on the clique
     # indicators). Asked for the top 8 of this one (N = 400 digits views, 2 BLAS threads), ?syevr returned 6 (or
-    # none; scipy/scipy#13913): the host falls back to the full driver, and solve gets 8 orthonormal eigenvectors
-    # of eigenvalue 1.
+    # none; scipy/scipy#13913): the host falls back to the full driver. solve does not even try (more connected
+    # components than dim) and gets 8 orthonormal eigenvectors of eigenvalue 1.
     X0 = load_digits().data / 16.0
     rng = np.random.default_rng(0)
     N, a, lam = 400, 4, 0.1
@@ -89,6 +89,10 @@ def test_partial_eigh_inside_a_degenerate_cluster():
     np.testing.assert_allclose(w, 1.0, atol=1e-10)
     np.testing.assert_allclose(V.T @ V, np.eye(8), atol=1e-10)
     np.testing.assert_allclose(R @ V, V * w, atol=1e-10)
+    assert spectral._subset_cuts_a_cluster("vicreg", A, 8) and spectral._subset_cuts_a_cluster("vicreg_hard", A, 8)
+    assert not spectral._subset_cuts_a_cluster("vicreg", A, N // a)
+    assert not spectral._subset_cuts_a_cluster("contrastive", A, 8)
+    assert not spectral._subset_cuts_a_cluster("vicreg", np.asarray(graphs.knn(X, 10)), 8)
     sol = kssl.solve("vicreg", X, A, kernel=k, dim=8, lam=lam, method="dense")
     np.testing.assert_allclose(sol.eigenvalues, 1.0, atol=1e-10)
     assert float(sol.loss) == pytest.approx(0.0, abs=1e-8)  # dim - sum(mu^2)
