@@ -3,8 +3,8 @@
 For N views of digits (N/4 sources x 4 noisy views), RBF kernel at the median distance, dim 32, lam 0.1, it times
   - `kssl.solve` end to end (Gram, checks, eigendecomposition, closed form, loss), after compilation,
   - the closed form alone on a precomputed Gram (`spectral.solve_gram`), auto (structured) and dense methods,
-  - the dense path proper (one eigh of K, one partial eigh of the target) on the same Gram: contrastive with a
-    k-NN graph (not a view-clique graph, so no structured shortcut) and vicreg,
+  - the dense path proper (one eigh of K, one partial eigh of the target) on the same Gram: contrastive and vicreg
+    with a k-NN graph (not a view-clique graph: no structured shortcut, and no degenerate top eigenvalue),
   - `KernelPCA(n_components=32, kernel="precomputed", eigen_solver="dense").fit` on the same Gram,
 and prints the ratios measured in the same run, then the float32 accuracy of the dense k-NN contrastive solve (loss
 relative to float64). Set OPENBLAS_NUM_THREADS before running to pin the threads.
@@ -57,7 +57,7 @@ def bench_size(N, X0, rng, args):
         "core": lambda: run_core("auto"),
         "dense": lambda: run_core("dense"),
         "knn": lambda: run_core("dense", graph=A_knn),
-        "vicreg": lambda: run_core("dense", objective="vicreg"),
+        "vicreg": lambda: run_core("dense", objective="vicreg", graph=A_knn),
     }
     for fn in cases.values():  # compile
         fn()
@@ -86,8 +86,8 @@ def main():
           f"jax={jax.__version__} python={platform.python_version()}")
     print("times in s (best of --repeats); solve: kssl.solve, clique graph (structured); core: solve_gram, auto; "
           "dense: solve_gram, dense method, clique graph; knn: solve_gram contrastive, k-NN graph (dense path); "
-          "vicreg: solve_gram vicreg (dense path); loss rel diff: structured vs dense; f32 knn: float32 vs float64 "
-          "loss of the dense k-NN contrastive solve")
+          "vicreg: solve_gram vicreg, k-NN graph (dense path); loss rel diff: structured vs dense; "
+          "f32 knn: float32 vs float64 loss of the dense k-NN contrastive solve")
     X0 = load_digits().data / 16.0
     rng = np.random.default_rng(0)
     names = ("solve", "core", "dense", "knn", "vicreg")

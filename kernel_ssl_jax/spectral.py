@@ -267,7 +267,8 @@ def _eigh_subset_host(R, lo: int, hi: int):
         return np.full((k,), np.nan, R.dtype), np.full((R.shape[0], k), np.nan, R.dtype)
     try:
         w, V = scipy.linalg.eigh(R, subset_by_index=(lo, hi), driver="evr", check_finite=False)
-        if w.shape == (k,) and np.all(np.isfinite(w)) and np.all(np.isfinite(V)):
+        if (w.shape == (k,) and np.all(np.isfinite(w)) and np.all(np.isfinite(V))
+                and np.max(np.abs(V.T @ V - np.eye(k))) < 1e3 * R.shape[0] * np.finfo(R.dtype).eps):
             return w.astype(R.dtype), V.astype(R.dtype)
     except np.linalg.LinAlgError:
         pass
