@@ -194,6 +194,12 @@ def _check_dim(dim) -> int:
     return int(dim)
 
 
+def _check_rank(dim: int, rank: int, rcond: float) -> None:
+    if dim > rank:
+        raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
+                         f"the largest feasible dim is {rank}")
+
+
 def _is_linear(kernel) -> bool:
     return isinstance(kernel, _kernels.Kernel) and kernel.name == "linear"
 
@@ -236,6 +242,8 @@ def truncate(eig: GramEigh, rcond: float) -> GramEigh:
     """
     s = np.asarray(eig.s)
     idx = np.flatnonzero(s > rcond * s.max())
+    if idx.size == s.size:  # nothing dropped: no copy of U
+        return GramEigh(eig.s, eig.U, jnp.asarray(idx.size))
     return GramEigh(eig.s[idx], eig.U[:, idx], jnp.asarray(idx.size))
 
 
@@ -537,10 +545,8 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         sol = lowrank.solve_features(objective, X, A, kernel=kernel, dim=dim, lam=lam, beta=beta, pairs=pairs,
                                      groups=groups, method=method, rcond=rcond, block_size=block_size, dtype=dtype,
                                      **feature_options)
-        rank = int(jnp.sum(sol.gram_eigenvalues > 0)) if auto_linear else dim
-        if dim > rank:
-            raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
-                             f"the largest feasible dim is {rank}")
+        if auto_linear:
+            _check_rank(dim, int(jnp.sum(sol.gram_eigenvalues > 0)), rcond)
         return sol
     if feature_options:
         raise TypeError(f"options {sorted(feature_options)} apply to the feature-space methods {list(FEATURE_METHODS)}"
@@ -580,15 +586,11 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     else:
         eig = decompose(K, 0.0)
         s_host = np.asarray(eig.s)
-        rank = int(np.sum(s_host > rcond * s_host.max()))
-        if dim > rank:
-            raise ValueError(f"dim = {dim} exceeds the rank of the Gram matrix ({rank} at rcond={rcond:.3g}); "
-                             f"the largest feasible dim is {rank}")
+        _check_rank(dim, int(np.sum(s_host > rcond * s_host.max())), rcond)
         # The targets only live on range(K): solve them in the kept eigenbasis, r x r instead of N x N.
         cut = _solver_rcond(objective, lam, rcond) if default_rcond else rcond
-        kept = rank if cut == rcond else int(eig.rank)
         coef, w, _, used = solve_gram(objective, K, A_checked, dim=dim, lam=lam, beta=beta, pairs=pairs,
-                                      rcond=rcond, method=method, eig=truncate(eig, cut) if kept < N else eig)
+                                      rcond=rcond, method=method, eig=truncate(eig, cut))
         gram_eigenvalues = jnp.where(eig.s > rcond * s_host.max(), eig.s, 0.0)
     if objective == "barlow":
         check_barlow_feasible(w, dim, rcond)

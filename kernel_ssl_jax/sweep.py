@@ -252,8 +252,11 @@ def solve_batch(objective: str, K, eig, A, pairs, lams: Sequence[float], betas: 
         v1 = v2 = jnp.zeros((0,), jnp.int32)
         A = jnp.asarray(A, K.dtype)
 
+    # As in solve_gram: no subset eigensolver where the dim extreme eigenpairs cut a degenerate cluster.
+    partial = not _spectral._subset_cuts_a_cluster(objective, A, dim)
+
     def one(lam, beta):
-        return _spectral._solve_eigh(objective, eig, A, groups, v1, v2, lam, beta, dim, n_sources)
+        return _spectral._solve_eigh(objective, eig, A, groups, v1, v2, lam, beta, dim, n_sources, partial=partial)
 
     lams = jnp.asarray(lams, K.dtype)
     betas = jnp.asarray(betas, K.dtype)
@@ -409,7 +412,6 @@ class _Group:
 
         k = _canonical(ev)
         if k not in self._base_acc:
-
             ds = self.ds
             y_tr, y_te = np.asarray(ds.y_train), np.asarray(ds.y_test)
             nc = int(max(y_tr.max(), y_te.max())) + 1
