@@ -14,12 +14,13 @@ import jax as _jax
 if _os.environ.get("KSSL_ENABLE_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
-from kernel_ssl_jax import augment, data, evaluate, gradient, graphs, kernels, objectives, spectral
+from kernel_ssl_jax import augment, data, eigenbasis, evaluate, gradient, graphs, kernels, objectives, spectral, validation
 from kernel_ssl_jax.estimator import KernelSSL
 from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth
 from kernel_ssl_jax.objectives import OBJECTIVES
 from kernel_ssl_jax.gradient import train
-from kernel_ssl_jax.spectral import Solution, features, induced_kernel, solve
+from kernel_ssl_jax.solution import Solution, features, induced_kernel
+from kernel_ssl_jax.spectral import solve
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "OBJECTIVES",
     "augment",
     "data",
+    "eigenbasis",
     "evaluate",
     "gradient",
     "Solution",
@@ -42,4 +44,5 @@ __all__ = [
     "solve",
     "spectral",
     "train",
+    "validation",
 ]

@@ -64,6 +64,7 @@ from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 from kernel_ssl_jax import spectral as _spectral
+from kernel_ssl_jax import validation as _validation
 from kernel_ssl_jax.spectral import DEFAULT_LAM, Solution
 
 __all__ = [
@@ -206,7 +207,7 @@ def compare(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT
         labels given only in part.
     """
     _objectives.check_objective(objective)
-    X_test = _spectral._check_x(X_test, "X_test")
+    X_test = _validation.array("X_test", X_test)
     if X_test.shape[0] < dim:
         raise ValueError(f"X_test needs at least dim = {dim} points to compare {dim}-dimensional subspaces, got "
                          f"{X_test.shape[0]}")
@@ -339,19 +340,6 @@ class Dynamics(NamedTuple):
     rates: np.ndarray
 
 
-def _precondition_matrices(K: np.ndarray, lam: float, kind: str | None):
-    """`(R, design = R K)` of `gradient.train`'s change of variables `C = B R` (same cut-off: `N eps max(s)`)."""
-    N = K.shape[0]
-    if kind is None:
-        return np.eye(N), K
-    s, U = np.linalg.eigh(0.5 * (K + K.T))
-    kept = s > N * np.finfo(K.dtype).eps * s.max()
-    safe = np.where(kept, s, 1.0)
-    h = 1.0 / np.sqrt(safe) if kind == "rkhs" else 1.0 / np.sqrt(safe * safe + lam * safe)
-    h = np.where(kept, h, 0.0)
-    return (U * h) @ U.T, (U * (h * s)) @ U.T
-
-
 def dynamics(objective: str, X, A, *, kernel, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
              steps: int = 2000, record_every: int = 10, init_scale: float = 1e-3,
              precondition: str | None = "rkhs", learning_rate: float | None = None, optimizer=None,
@@ -385,15 +373,14 @@ def dynamics(objective: str, X, A, *, kernel, dim: int, lam: float = DEFAULT_LAM
     if objective not in DYNAMICS_OBJECTIVES:
         raise ValueError(f"dynamics records Q = C S C^T, which describes the optimum of {list(DYNAMICS_OBJECTIVES)} "
                          f"only; got {objective!r}")
-    for name, value in (("steps", steps), ("record_every", record_every)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    steps = _validation.integer("steps", steps)
+    record_every = _validation.integer("record_every", record_every)
     key = jax.random.key(0) if key is None else key
     closed = _spectral.solve(objective, X, A, kernel=kernel, dim=dim, lam=lam, beta=beta)
-    Xj = _spectral._check_x(X)
+    Xj = _validation.array("X", X)
     K = np.asarray(_kernels.gram(kernel, Xj))
     A_np = np.asarray(_graphs.check_adjacency(A, K.shape[0]), dtype=K.dtype)
-    R, design = _precondition_matrices(K, lam, precondition)
+    R, design, _ = (np.asarray(m) for m in _gradient.preconditioner(precondition, K, lam, barlow=False))
     M = R @ (K @ K + lam * K) @ R.T  # Q = B M B^T
     M = 0.5 * (M + M.T)
     if objective == "contrastive":

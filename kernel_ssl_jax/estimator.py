@@ -8,6 +8,7 @@ from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 from kernel_ssl_jax import spectral as _spectral
+from kernel_ssl_jax import validation as _validation
 
 __all__ = ["KernelSSL"]
 
@@ -79,7 +80,7 @@ class KernelSSL:
         """
         del y
         _objectives.check_objective(self.objective)
-        X = _spectral._check_x(X)
+        X = _validation.array("X", X)
         if groups is None and A is None:
             raise ValueError("fit needs groups (the source id of each view) or A (a relationship matrix)")
         kernel = self._make_kernel(np.asarray(X))

@@ -312,29 +312,15 @@ def fit_objectives(prep: Prepared, *, objectives=None, dim=None, lam=None, beta=
     lam = ssl["lam"] if lam is None else lam
     beta = ssl["beta"] if beta is None else beta
     A = prep.A if A is None else A
-    rank = int(prep.eig.rank)
-    if dim > rank:
-        raise ConfigError(f"ssl.dim = {dim} exceeds the rank of the Gram after the cut-off ({rank} eigenvalues above "
-                          f"ssl.rcond = {ssl['rcond']:g} times the largest); lower ssl.dim or ssl.rcond")
-    N = prep.K.shape[0]
-    gram_eigenvalues = jnp.zeros((N,), prep.K.dtype).at[N - rank:].set(prep.eig.s)
     solutions, warnings = {}, []
     for objective in objectives:
         is_barlow = objective == "barlow"
-        coef, w, _, method = _spectral.solve_gram(
-            objective, prep.K, None if is_barlow else A, dim=dim, lam=lam, beta=beta,
-            pairs=prep.pairs if is_barlow else None, rcond=ssl["rcond"], eig=prep.eig)
-        kw = {"pairs": prep.pairs} if is_barlow else {"A": A, "beta": beta}
-        loss = _objectives.loss_from_coef(objective, coef, prep.K, lam=lam, **kw)
-        if is_barlow:
-            feasible = int(jnp.sum(w > N * float(jnp.finfo(w.dtype).eps) * float(jnp.max(jnp.abs(w)))))
-            if feasible < dim:
-                warnings.append(f"barlow: only {feasible} of {dim} directions have positive cross-view "
-                                f"correlation; the other features are 0")
-        solutions[objective] = _spectral.Solution(
-            coef=coef, train_x=prep.views, kernel=prep.kernel, eigenvalues=w, loss=loss,
-            gram_eigenvalues=gram_eigenvalues, loss_history=jnp.zeros((0,), coef.dtype), objective=objective,
-            dim=dim, lam=float(lam), beta=float(beta), method=method)
+        try:
+            solutions[objective] = _spectral.solve_eig(
+                objective, prep.K, prep.eig, prep.views, prep.kernel, A=None if is_barlow else A,
+                pairs=prep.pairs if is_barlow else None, dim=dim, lam=lam, beta=beta, rcond=ssl["rcond"])
+        except ValueError as e:
+            raise ConfigError(f"ssl.dim = {dim}, {objective}: {e}") from None
         if progress is not None:
             progress.step(len(solutions), len(objectives), objective)
     return solutions, warnings

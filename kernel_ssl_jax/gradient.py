@@ -70,7 +70,9 @@ from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 from kernel_ssl_jax.featuremaps import FEATURE_MAPS, FeatureMap, feature_map, hartley
-from kernel_ssl_jax.spectral import DEFAULT_LAM, Solution, _check_dim, _check_pairs, _check_scalar, _check_x
+from kernel_ssl_jax import validation as _v
+from kernel_ssl_jax.eigenbasis import DEFAULT_LAM, default_rcond
+from kernel_ssl_jax.solution import Solution
 
 Array = jax.Array
 
@@ -80,6 +82,7 @@ PRECONDITIONERS = (None, "rkhs", "whiten")
 
 __all__ = [
     "train",
+    "preconditioner",
     "FeatureMap",
     "feature_map",
     "hartley",
@@ -224,7 +227,7 @@ def _final(spec: _Spec, params: Array, data: _Data, key: Array):
     return params, value, eig
 
 
-def _preconditioner(kind: str | None, K: Array, lam: float, barlow: bool) -> tuple[Array, Array, Array]:
+def preconditioner(kind: str | None, K: Array, lam: float, barlow: bool) -> tuple[Array, Array, Array]:
     """`(R, R K, R K R)` for `C = B R` (see `train`'s `precondition`); eigenvalues at or below `N eps max` dropped.
 
     `"whiten"` is the change of variables of the closed form (SPEC §3): `S^{+1/2}`, or `K^{+1/2}` for barlow (whose
@@ -235,7 +238,7 @@ def _preconditioner(kind: str | None, K: Array, lam: float, barlow: bool) -> tup
     if kind is None:
         return jnp.eye(K.shape[0], dtype=K.dtype), K, K
     s, U = jnp.linalg.eigh(0.5 * (K + K.T))
-    kept = s > K.shape[0] * float(jnp.finfo(K.dtype).eps) * jnp.max(s)
+    kept = s > default_rcond(K.shape[0], K.dtype) * jnp.max(s)
     safe = jnp.where(kept, s, 1.0)
     h = 1.0 / jnp.sqrt(safe) if kind == "rkhs" else 1.0 / jnp.sqrt(safe * safe + lam * safe)
     h = jnp.where(kept, h, 0.0)
@@ -247,7 +250,7 @@ def _features_whitening(Psi: Array, lam: float) -> Array:
     """`(Psi^T Psi + lam I)^{+1/2}` (D x D): `W = B R` makes the features path's `Q = B B^T` (its `"whiten"`)."""
     S = Psi.T @ Psi + lam * jnp.eye(Psi.shape[1], dtype=Psi.dtype)
     s, U = jnp.linalg.eigh(0.5 * (S + S.T))
-    kept = s > S.shape[0] * float(jnp.finfo(S.dtype).eps) * jnp.max(s)
+    kept = s > default_rcond(S.shape[0], S.dtype) * jnp.max(s)
     h = jnp.where(kept, 1.0 / jnp.sqrt(jnp.where(kept, s, 1.0)), 0.0)
     return (U * h[None, :]) @ U.T
 
@@ -347,12 +350,6 @@ def _members(groups: np.ndarray) -> np.ndarray:
     return np.argsort(groups, kind="stable").reshape(counts.shape[0], counts[0]).astype(np.int32)
 
 
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
           pairs=None, gamma: float = 1.0, param: str = "representer", precondition: str | None = None,
           optimizer=None, learning_rate: float | None = None, steps: int = 5000, key, init_scale: float = 0.1,
@@ -443,7 +440,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     if not callable(kernel):
         raise TypeError(f"kernel must be a kernels.Kernel or a callable k(x, y), got {kernel!r}")
     if learning_rate is not None:
-        learning_rate = _check_scalar("learning_rate", learning_rate, allow_zero=False)
+        learning_rate = float(_v.real("learning_rate", learning_rate, strict=True))
     if optimizer is None:
         learning_rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
         optimizer = optax.adam(learning_rate)
@@ -453,18 +450,18 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     if not (isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
                                             or (key.dtype == jnp.uint32 and key.shape == (2,)))):
         raise TypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
-    dim = _check_dim(dim)
-    lam = _check_scalar("lam", lam)
-    beta = _check_scalar("beta", beta)
-    gamma = _check_scalar("gamma", gamma)
-    norm_penalty = _check_scalar("norm_penalty", norm_penalty)
-    init_scale = _check_scalar("init_scale", init_scale, allow_zero=False)
+    dim = _v.integer("dim", dim)
+    lam = float(_v.real("lam", lam))
+    beta = float(_v.real("beta", beta))
+    gamma = float(_v.real("gamma", gamma))
+    norm_penalty = float(_v.real("norm_penalty", norm_penalty))
+    init_scale = float(_v.real("init_scale", init_scale, strict=True))
     if gamma != 1.0 and objective != "barlow":
         raise ValueError(f"gamma is the off-diagonal weight of barlow; got gamma={gamma} for {objective!r}")
-    steps = _check_int("steps", steps)
-    log_every = _check_int("log_every", log_every)
+    steps = _v.integer("steps", steps)
+    log_every = _v.integer("log_every", log_every)
     if tol is not None:
-        tol = _check_scalar("tol", tol)
+        tol = float(_v.real("tol", tol))
     if aug is not None:
         if not callable(aug):
             raise TypeError(f"aug must be a callable aug(key, x) on one example, got {aug!r}")
@@ -473,8 +470,8 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         if A is not None or pairs is not None:
             raise ValueError("with aug the graph is the view cliques of each source (barlow: pairs of its views); "
                              "A and pairs must be None")
-        n_views = _check_int("n_views", n_views, minimum=2 if objective == "barlow" else 1)
-    X = _check_x(X)
+        n_views = _v.integer("n_views", n_views, minimum=2 if objective == "barlow" else 1)
+    X = _v.array("X", X)
     dtype = X.dtype
     N = X.shape[0]
 
@@ -488,7 +485,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     # --- which views, which graph
     if aug is not None:
         n_sources = N
-        batch = None if batch_sources is None else _check_int("batch_sources", batch_sources)
+        batch = None if batch_sources is None else _v.integer("batch_sources", batch_sources)
         if batch is not None and batch > n_sources:
             raise ValueError(f"batch_sources must be at most the number of sources {n_sources}, got {batch}")
         if batch == n_sources:
@@ -500,7 +497,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         g = None if groups is None else _graphs.check_groups(groups, N)
         if objective == "barlow":
             if pairs is not None:
-                fv1, fv2 = _check_pairs(pairs, N)
+                fv1, fv2 = _v.pairs(pairs, N)
             elif g is not None:
                 fv1, fv2 = (jnp.asarray(p) for p in _graphs.pairs_from_groups(g))
             else:
@@ -518,7 +515,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
                 raise ValueError("batch_sources needs groups, the source of each view, to sample whole sources")
             mem = _members(g)
             n_sources, n_views = mem.shape
-            batch = _check_int("batch_sources", batch_sources)
+            batch = _v.integer("batch_sources", batch_sources)
             if batch > n_sources:
                 raise ValueError(f"batch_sources must be at most the number of sources {n_sources}, got {batch}")
             if batch == n_sources:
@@ -543,7 +540,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         K = _kernels.gram(kernel, X)
         if not bool(jnp.all(jnp.isfinite(K))):
             raise ValueError("the Gram matrix of X under kernel has NaN or Inf: check the kernel parameters")
-        R, design, gnorm = _preconditioner(precondition, K, lam, barlow=objective == "barlow")
+        R, design, gnorm = preconditioner(precondition, K, lam, barlow=objective == "barlow")
         P = N
         method = "gradient/representer" + ("" if precondition is None else f"/{precondition}")
     else:

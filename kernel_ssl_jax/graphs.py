@@ -136,27 +136,32 @@ def knn(X, k: int, *, mutual: bool = False, self_loops: bool = False, block_size
     return A
 
 
-def check_adjacency(A, n: int | None = None, name: str = "A") -> Array:
-    """Validates a relationship matrix: square `(n, n)`, finite, symmetric, non-negative.
+def check_adjacency(A, n: int | None = None, name: str = "A", nonnegative: bool = True) -> Array:
+    """Validates a relationship matrix: square `(n, n)`, finite, symmetric, non-negative (unless `nonnegative=False`:
+    a signed contrastive target, e.g. the centred Gram of the kernel PCA equivalence or `I - (beta/2) L`).
 
     Raises:
       ValueError: naming `name` and what was expected.
     """
-    A = jnp.asarray(A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {A.shape}")
-    if n is not None and A.shape[0] != n:
-        raise ValueError(f"{name} must be ({n}, {n}) to match the {n} views in X, got shape {A.shape}")
-    if not jnp.issubdtype(A.dtype, jnp.floating):
-        A = A.astype(jnp.zeros(()).dtype)
-    if not bool(jnp.all(jnp.isfinite(A))):
+    if isinstance(A, jax.core.Tracer):
+        raise TypeError(f"{name} must be a concrete array to be validated, not a traced value")
+    An = np.asarray(A)  # checked with numpy: inside an outer jax.jit, jnp ops on a concrete array are staged
+    if An.ndim != 2 or An.shape[0] != An.shape[1]:
+        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {An.shape}")
+    if n is not None and An.shape[0] != n:
+        raise ValueError(f"{name} must be ({n}, {n}) to match the {n} views, got shape {An.shape}")
+    if not (np.issubdtype(An.dtype, np.number) or An.dtype == bool) or np.issubdtype(An.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {An.dtype}")
+    An = An.astype(An.dtype if np.issubdtype(An.dtype, np.floating) else jnp.zeros(()).dtype)
+    if not np.all(np.isfinite(An)):
         raise ValueError(f"{name} contains NaN or Inf")
-    scale = float(jnp.max(jnp.abs(A))) if A.size else 0.0
-    if float(jnp.max(jnp.abs(A - A.T))) > 1e-12 * max(scale, 1.0):
+    scale = float(np.max(np.abs(An))) if An.size else 0.0
+    if An.size and float(np.max(np.abs(An - An.T))) > 1e-12 * max(scale, 1.0):
         raise ValueError(f"{name} must be symmetric")
-    if bool(jnp.any(A < 0)):
-        raise ValueError(f"{name} must be non-negative (a relationship weight cannot be negative)")
-    return A
+    if nonnegative and np.any(An < 0):
+        raise ValueError(f"{name} must be non-negative (a relationship weight cannot be negative), got minimum "
+                         f"{float(An.min()):g}")
+    return jnp.asarray(An)
 
 
 def from_weights(W) -> Array:

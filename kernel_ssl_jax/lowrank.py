@@ -53,19 +53,10 @@ from kernel_ssl_jax import featuremaps as _fm
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
-from kernel_ssl_jax.spectral import (
-    DEFAULT_LAM,
-    Solution,
-    _check_dim,
-    check_barlow_feasible,
-    _check_pairs,
-    _check_scalar,
-    _check_x,
-    _filters,
-    _fix_signs,
-    _pad_rows,
-    _top,
-)
+from kernel_ssl_jax import eigenbasis as _eb
+from kernel_ssl_jax import validation as _v
+from kernel_ssl_jax.eigenbasis import DEFAULT_LAM
+from kernel_ssl_jax.solution import Solution
 
 Array = jax.Array
 
@@ -305,7 +296,7 @@ def feature_matrix(fmap: _fm.FeatureMap, X, *, block_size: int | None = None, de
       >>> feature_matrix(fm, X).shape
       (10, 3)
     """
-    X = _check_x(X)
+    X = _v.array("X", X)
     fmap = _as_fmap(fmap, X)
     mesh = _mesh(_resolve_devices(devices, shard))
     N = X.shape[0]
@@ -343,7 +334,7 @@ def feature_stats(objective: str, fmap: _fm.FeatureMap, X, *, groups=None, A=Non
       ValueError: bad shapes or NaN, both or neither of `A` and `groups`, missing `pairs` for barlow.
     """
     _objectives.check_objective(objective)
-    X = _check_x(X)
+    X = _v.array("X", X)
     groups, A, pairs = _graph(objective, X.shape[0], A, groups, pairs, X.dtype)
     return _feature_stats(objective, fmap, X, groups=groups, A=A, pairs=pairs, block_size=block_size,
                           devices=devices, shard=shard)
@@ -407,67 +398,17 @@ def _feature_stats(objective, fmap, X, *, groups, A, pairs, block_size, devices,
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "dim"))
-def _solve_stats(objective, st: FeatureStats, lam, beta, rcond, dim):
-    """`(W, eigenvalues, s, rank)`: SPEC §3 in the eigenbasis `V` of `M2` (module doc; mirrors spectral)."""
-    D = st.M2.shape[0]
-    s, V = jnp.linalg.eigh(0.5 * (st.M2 + st.M2.T))
-    s_all = jnp.maximum(s, 0.0)
-    keep = s > rcond * jnp.max(s)
-    s = jnp.where(keep, s, 0.0)
-    kept = keep.astype(s.dtype)
-    f, g = _filters(s, lam)
-    r = jnp.sqrt(s)
-    h = jnp.where(keep, 1.0 / jnp.where(keep, r, 1.0), 0.0)  # s^-1/2 on the kept eigenvalues
-
-    def u_coords(Pm):  # U^T A U for Psi^T A Psi = Pm
-        return h[:, None] * (V.T @ Pm @ V) * h[None, :]
-
-    def to_w(C_u):  # W = C U^T Psi = C_u diag(sqrt s) V^T
-        return (C_u * r[None, :]) @ V.T
-
-    rank = jnp.sum(keep)
-    if objective == "barlow":
-        # U^T S12 U scaled by sqrt(s) sqrt(s)^T (spectral's P), in V coordinates: kept V^T S12 V kept.
-        Pm = kept[:, None] * (V.T @ st.S12 @ V) * kept[None, :]
-        ell, Qv = _top(Pm, dim)
-        C_u = (Qv.T / jnp.sqrt(jnp.where(ell > 0, ell, 1.0))[:, None]) * h[None, :]
-        return to_w(jnp.where((ell > 0)[:, None], C_u, 0.0)), ell, s, rank
-    if objective == "contrastive":
-        # f h = g sqrt(s) = (s + lam)^-1/2 on the kept eigenvalues: R = t V^T PA V t and W = sqrt(mu) Vr^T t V^T.
-        # With lam > 0 that factor is bounded by lam^-1/2 on every direction, so nothing needs to be dropped: keeping
-        # all of them (as the Cholesky path of spectral does) removes the rcond truncation, which in float32
-        # (rcond ~ D eps) would otherwise dominate the error. Difference from truncating: O(rcond max(s) / lam).
-        t = jnp.where(lam > 0, 1.0 / jnp.sqrt(s_all + jnp.where(lam > 0, lam, 1.0)), h)
-        mu, Vr = _top(t[:, None] * (V.T @ st.PA @ V) * t[None, :], min(dim, D))
-        W, mu = _pad_rows((jnp.sqrt(mu)[:, None] * Vr.T * t[None, :]) @ V.T, mu, dim)
-        return W, mu, s, rank
-    FLF = f[:, None] * u_coords(st.PD - st.PA) * f[None, :]
-    if objective == "vicreg":
-        mu, Vr = _top(jnp.diag(kept) - 0.5 * beta * FLF, dim)
-        return to_w(jnp.sqrt(mu)[:, None] * Vr.T * g[None, :]), mu, s, rank
-    # vicreg_hard: the smallest eigenvectors of F L F within range(K); directions outside it lifted above ||L||.
-    lift = 2.0 * st.max_degree + 1.0
-    w, Vv = jnp.linalg.eigh(0.5 * (FLF + FLF.T) + jnp.diag(lift * (1.0 - kept)))
-    Y = _fix_signs(Vv[:, :dim]).T
-    return to_w(Y * g[None, :]), w[:dim], s, rank
-
-
-@functools.partial(jax.jit, static_argnames=("objective",))
-def _loss_stats(objective, W, st: FeatureStats, lam, beta):
-    M = W.shape[0]
-    eye = jnp.eye(M, dtype=W.dtype)
-    if objective == "barlow":
-        S = W @ st.S12 @ W.T
-        R = 0.5 * (S + S.T) - eye
-        return jnp.sum(R * R)
-    Q = W @ st.M2 @ W.T + lam * (W @ W.T)
-    if objective == "contrastive":
-        return jnp.sum(Q * Q) - 2.0 * jnp.trace(W @ st.PA @ W.T)
-    energy = jnp.trace(W @ (st.PD - st.PA) @ W.T)
-    if objective == "vicreg_hard":
-        return energy
-    R = Q - eye
-    return jnp.sum(R * R) + beta * energy
+def _solve_stats(objective, st: FeatureStats, lam, beta, cut, dim):
+    """`(W, eigenvalues, eigenvalues of M2)`: the core (`eigenbasis.solve`) in the eigenbasis `V` of `M2`,
+    `W = Cs V^T`."""
+    s_all, V = jnp.linalg.eigh(0.5 * (st.M2 + st.M2.T))
+    s = jnp.where(s_all > cut * jnp.max(s_all), s_all, 0.0)
+    X = st.S12 if objective == "barlow" else st.PA if objective == "contrastive" else st.PD - st.PA
+    # The vicreg targets of a view-clique graph have exactly degenerate extreme eigenvalues (one per source): the
+    # full eigensolver there (`eigenbasis.subset_cuts_a_cluster`; D x D is small).
+    partial = objective not in ("vicreg", "vicreg_hard")
+    Cs, w = _eb.solve(objective, s, V.T @ X @ V, lam, beta, dim, st.max_degree, partial)
+    return Cs @ V.T, w, s_all
 
 
 def loss_from_stats(objective: str, W, stats: FeatureStats, *, lam: float = DEFAULT_LAM, beta: float = 1.0) -> Array:
@@ -477,8 +418,8 @@ def loss_from_stats(objective: str, W, stats: FeatureStats, *, lam: float = DEFA
     `Z1 Z2^T = W S12 W^T` (the module doc). Exact (no N x N array) for any `W` in the row space of `Psi`.
     """
     _objectives.check_objective(objective)
-    W = jnp.asarray(W)
-    return _loss_stats(objective, W, stats, lam, beta)
+    return _objectives.loss_from_moments(objective, jnp.asarray(W), stats.M2, stats.PA, stats.PD, stats.S12,
+                                         lam=lam, beta=beta)
 
 
 def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
@@ -488,7 +429,7 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     Args:
       objective: one of `objectives.OBJECTIVES`.
       stats: `FeatureStats` of the training views.
-      dim: output dimension M; at most the rank of `M2` except for `contrastive` (zero rows beyond it).
+      dim: output dimension M; at most the rank of `M2` (the rank of K), as on every path.
       lam, beta: as in `spectral.solve`.
       rcond: eigenvalues of `M2` at or below `rcond * max` are dropped; default `D * eps` (the rounding of a D x D
         eigenproblem; `spectral.solve`'s default is `N * eps`, pass it to reproduce the dense path's cut-off).
@@ -498,25 +439,25 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
       eigenvalues of `M2` (= the nonzero eigenvalues of `K = Psi Psi^T`), ascending, zero where dropped.
 
     Raises:
-      ValueError: `dim` above the rank (not contrastive), or a barlow problem without `dim` positive directions.
+      ValueError: `dim` above the rank, or a barlow problem without `dim` positive directions.
     """
     _objectives.check_objective(objective)
-    dim = _check_dim(dim)
-    lam = _check_scalar("lam", lam)
-    beta = _check_scalar("beta", beta)
+    dim = _v.integer("dim", dim)
+    lam = float(_v.real("lam", lam))
+    beta = float(_v.real("beta", beta))
     D = stats.M2.shape[0]
-    if rcond is None:
-        rcond = D * float(jnp.finfo(stats.M2.dtype).eps)
-    rcond = _check_scalar("rcond", rcond)
-    if objective != "contrastive" and dim > D:
-        raise ValueError(f"dim = {dim} exceeds the number of features D = {D}; the largest feasible dim is at most {D}")
-    W, w, s, rank = _solve_stats(objective, stats, lam, beta, rcond, dim)
-    rank = int(rank)
-    if objective != "contrastive" and dim > rank:
-        raise ValueError(f"dim = {dim} exceeds the rank of the feature second moment Psi^T Psi ({rank} at "
-                         f"rcond={rcond:.3g}); the largest feasible dim is {rank}")
+    explicit = rcond is not None
+    rcond = float(_v.real("rcond", rcond)) if explicit else _eb.default_rcond(D, stats.M2.dtype)
+    cut = rcond if explicit else _eb.solver_rcond(objective, lam, rcond)
+    what = "the feature second moment Psi^T Psi (= the rank of K)"
+    _eb.check_rank(dim, D, rcond, what)
+    W, w, s = _solve_stats(objective, stats, lam, beta, cut, dim)
+    s = np.asarray(s)
+    kept = s > rcond * s.max()
+    _eb.check_rank(dim, int(np.sum(kept)), rcond, what)
+    s = jnp.asarray(np.where(kept, s, 0.0))
     if objective == "barlow":
-        check_barlow_feasible(w, dim, rcond)
+        _eb.check_barlow_feasible(w, dim, rcond)
     return W, w, s
 
 
@@ -534,7 +475,7 @@ def _graph(objective: str, N: int, A, groups, pairs, dtype):
                 raise ValueError("barlow needs pairs=(v1, v2), the index arrays of paired views "
                                  "(see graphs.pairs_from_groups), or groups")
             pairs = _graphs.pairs_from_groups(_graphs.check_groups(groups, N))
-        v1, v2 = _check_pairs(pairs, N)
+        v1, v2 = _v.pairs(pairs, N)
         return None, None, (np.asarray(v1), np.asarray(v2))
     if pairs is not None:
         raise ValueError(f"pairs are for barlow only, not {objective!r}")
@@ -564,7 +505,7 @@ def solve_psi(objective: str, Psi, A=None, *, groups=None, pairs=None, dim: int,
       (3, 5)
     """
     _objectives.check_objective(objective)
-    Psi = _check_x(Psi, name="Psi")
+    Psi = _v.array("Psi", Psi)
     N = Psi.shape[0]
     groups, A, pairs = _graph(objective, N, A, groups, pairs, Psi.dtype)
     fmap = _fm.FeatureMap("identity", int(Psi.shape[1]))
@@ -572,12 +513,6 @@ def solve_psi(objective: str, Psi, A=None, *, groups=None, pairs=None, dim: int,
                            devices=devices, shard=shard)
     W, w, _ = solve_stats(objective, stats, dim=dim, lam=lam, beta=beta, rcond=rcond)
     return W, w, loss_from_stats(objective, W, stats, lam=lam, beta=beta)
-
-
-def _check_count(name: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
@@ -636,12 +571,10 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
     _objectives.check_objective(objective)
     if not callable(kernel):
         raise TypeError(f"kernel must be a kernels.Kernel or a callable k(x, y), got {kernel!r}")
-    dim = _check_dim(dim)
-    lam = _check_scalar("lam", lam)
-    beta = _check_scalar("beta", beta)
-    X = _check_x(X)
-    if dtype is not None:
-        X = X.astype(dtype)
+    dim = _v.integer("dim", dim)
+    lam = float(_v.real("lam", lam))
+    beta = float(_v.real("beta", beta))
+    X = _v.array("X", X, dtype=None if dtype is None else _v.float_dtype("dtype", dtype))
     N = X.shape[0]
     groups, A, pairs = _graph(objective, N, A, groups, pairs, X.dtype)
     key = jax.random.key(0) if key is None else key
@@ -661,7 +594,7 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
             D = DEFAULT_RFF if n_features is None else n_features
             fmap = _fm.feature_map(kernel, "rff", n_features=D, key=key, points=X)
         else:
-            m = min(N, DEFAULT_LANDMARKS) if n_landmarks is None else _check_count("n_landmarks", n_landmarks)
+            m = min(N, DEFAULT_LANDMARKS) if n_landmarks is None else _v.integer("n_landmarks", n_landmarks)
             if not isinstance(landmarks, str):
                 m = int(np.shape(landmarks)[0])
             if isinstance(landmarks, str) and m > N:
@@ -678,4 +611,4 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
     train_x, coef = jnp.asarray(train_x, X.dtype), jnp.asarray(coef, X.dtype)
     return Solution(coef=coef, train_x=train_x, kernel=sol_kernel, eigenvalues=w, loss=loss_value,
                     gram_eigenvalues=s, loss_history=jnp.zeros((0,), X.dtype), objective=objective, dim=dim,
-                    lam=lam, beta=beta, method=used)
+                    lam=lam, beta=beta, method=f"features-{used}")

@@ -12,11 +12,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from kernel_ssl_jax import graphs as _graphs
+from kernel_ssl_jax import validation as _v
+
 Array = jax.Array
 
 OBJECTIVES = ("contrastive", "vicreg", "vicreg_hard", "barlow")
 
-__all__ = ["OBJECTIVES", "loss", "loss_from_coef", "ridge_term", "check_objective", "dirichlet"]
+__all__ = ["OBJECTIVES", "loss", "loss_from_coef", "loss_from_moments", "ridge_term", "check_objective", "dirichlet"]
 
 
 def check_objective(name: str) -> str:
@@ -33,28 +36,54 @@ def ridge_term(coef: Array, K: Array, lam) -> Array:
 
 def dirichlet(Z: Array, A: Array) -> Array:
     """`tr(Z L Z^T)` with `L = D - A`, without forming `L`."""
-    d = jnp.sum(A, axis=1)
-    return jnp.sum(Z * Z * d[None, :]) - jnp.sum(Z * (Z @ A))
+    return _loss("vicreg_hard", Z, A, 0.0, jnp.zeros((0,), jnp.int32), jnp.zeros((0,), jnp.int32),
+                 jnp.zeros((Z.shape[0],) * 2, Z.dtype), 1.0)
 
 
 def _sym(S: Array) -> Array:
     return 0.5 * (S + S.T)
 
 
-@functools.partial(jax.jit, static_argnames=("name",))
-def _loss(name, Z, A, beta, v1, v2, reg, gamma):
-    M = Z.shape[0]
+def _from_moments(name, Q, zaz, energy, C12, beta, gamma):
+    """SPEC §2 from the `(M, M)` moments: `Q`, `tr(Z A Z^T)`, `tr(Z L Z^T)` and `Z1 Z2^T` (the one formula)."""
     if name == "barlow":
-        D = _sym(Z[:, v1] @ Z[:, v2].T) - jnp.eye(M, dtype=Z.dtype)
+        D = _sym(C12) - jnp.eye(C12.shape[0], dtype=C12.dtype)
         diag = jnp.sum(jnp.diagonal(D) ** 2)
         return diag + gamma * (jnp.sum(D * D) - diag)
     if name == "vicreg_hard":
-        return dirichlet(Z, A)
-    Q = Z @ Z.T + reg
+        return energy
     if name == "contrastive":
-        return jnp.sum(Q * Q) - 2.0 * jnp.sum(Z * (Z @ A))
-    R = Q - jnp.eye(M, dtype=Z.dtype)
-    return jnp.sum(R * R) + beta * dirichlet(Z, A)
+        return jnp.sum(Q * Q) - 2.0 * zaz
+    R = Q - jnp.eye(Q.shape[0], dtype=Q.dtype)
+    return jnp.sum(R * R) + beta * energy
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _loss(name, Z, A, beta, v1, v2, reg, gamma):
+    if name == "barlow":
+        return _from_moments(name, None, None, None, Z[:, v1] @ Z[:, v2].T, beta, gamma)
+    zaz = jnp.sum(Z * (Z @ A))
+    energy = jnp.sum(Z * Z * jnp.sum(A, axis=1)[None, :]) - zaz  # tr(Z L Z^T), L = D - A, without forming L
+    return _from_moments(name, Z @ Z.T + reg, zaz, energy, None, beta, gamma)
+
+
+@functools.partial(jax.jit, static_argnames=("name",))
+def _loss_moments(name, W, M2, PA, PD, S12, lam, beta):
+    if name == "barlow":
+        return _from_moments(name, None, None, None, W @ S12 @ W.T, beta, 1.0)
+    zaz = jnp.trace(W @ PA @ W.T)
+    return _from_moments(name, W @ M2 @ W.T + lam * (W @ W.T), zaz, jnp.trace(W @ PD @ W.T) - zaz, None, beta, 1.0)
+
+
+def loss_from_moments(name: str, W, M2, PA, PD, S12, *, lam: float = 0.0, beta: float = 1.0) -> Array:
+    """The objective of the map `f(x) = W psi(x)` from the `(D, D)` feature statistics of the training views.
+
+    `Q = W (M2 + lam I) W^T`, `tr(Z A Z^T) = tr(W PA W^T)`, `tr(Z L Z^T) = tr(W (PD - PA) W^T)`,
+    `Z1 Z2^T = W S12 W^T` with `M2 = Psi^T Psi`, `PA = Psi^T A Psi`, `PD = Psi^T diag(A 1) Psi`,
+    `S12 = Psi[v1]^T Psi[v2]` (`lowrank.FeatureStats`). The same formula as `loss`, never forming N x N.
+    """
+    check_objective(name)
+    return _loss_moments(name, jnp.asarray(W), M2, PA, PD, S12, lam, beta)
 
 
 def loss(name: str, Z, *, A=None, beta: float = 1.0, pairs=None, reg=None, gamma: float = 1.0) -> Array:
@@ -90,24 +119,30 @@ def loss(name: str, Z, *, A=None, beta: float = 1.0, pairs=None, reg=None, gamma
       -2.0
     """
     check_objective(name)
-    Z = jnp.asarray(Z)
-    if Z.ndim != 2:
-        raise ValueError(f"Z must be a 2-D (dim, n_views) array, got shape {Z.shape}")
+    Z = _v.array("Z", Z)
+    beta = _v.real("beta", beta)
+    gamma = _v.real("gamma", gamma)
     M, N = Z.shape
     dummy = jnp.zeros((0,), dtype=jnp.int32)
     if name == "barlow":
         if pairs is None:
             raise ValueError("barlow needs pairs=(v1, v2), the index arrays of paired views")
-        v1, v2 = (jnp.asarray(p, dtype=jnp.int32) for p in pairs)
-        if v1.ndim != 1 or v1.shape != v2.shape:
-            raise ValueError(f"pairs must be two 1-D index arrays of equal length, got shapes {v1.shape}, {v2.shape}")
+        if any(_v.is_traced(p) for p in pairs):
+            v1, v2 = (jnp.asarray(p, dtype=jnp.int32) for p in pairs)
+        else:
+            v1, v2 = _v.pairs(pairs, N)
         A = jnp.zeros((0, 0), dtype=Z.dtype)
     else:
         if A is None:
             raise ValueError(f"{name} needs the relationship matrix A")
-        A = jnp.asarray(A, dtype=Z.dtype)
-        if A.shape != (N, N):
-            raise ValueError(f"A must be ({N}, {N}) to match Z of shape {Z.shape}, got {A.shape}")
+        if _v.is_traced(A):
+            A = jnp.asarray(A, dtype=Z.dtype)
+            if A.shape != (N, N):
+                raise ValueError(f"A must be ({N}, {N}) to match Z of shape {Z.shape}, got {A.shape}")
+        else:
+            # contrastive takes any symmetric target (SPEC §2: vicreg is contrastive with T = I - (beta/2) L); the
+            # Laplacian objectives need a graph, non-negative.
+            A = _graphs.check_adjacency(A, N, nonnegative=name != "contrastive").astype(Z.dtype)
         v1 = v2 = dummy
     if reg is None:
         reg = jnp.zeros((M, M), dtype=Z.dtype)

@@ -226,8 +226,9 @@ def append_line(fd: int, record: Mapping) -> None:
 def solve_batch(objective: str, K, eig, A, pairs, lams: Sequence[float], betas: Sequence[float], dim: int):
     """Closed forms of one objective for many `(lam, beta)` on one shared eigendecomposition, by `jax.vmap`.
 
-    The same numerics as `spectral.solve_gram` (structured contrastive for a view-clique `A`, dense otherwise),
-    vmapped over the traced `lam` and `beta` of the jitted solver.
+    The target is prepared once (`spectral.target`: structured for a view-clique `A` in contrastive, dense
+    otherwise) and `spectral.coefficients` is vmapped over the traced `lam` and `beta`: the same numerics as
+    `kssl.solve`.
 
     Returns:
       `(coefs (B, dim, N), eigenvalues (B, dim), method)`.
@@ -235,33 +236,17 @@ def solve_batch(objective: str, K, eig, A, pairs, lams: Sequence[float], betas: 
     import jax
     import jax.numpy as jnp
 
-    from kernel_ssl_jax import graphs as _graphs
     from kernel_ssl_jax import spectral as _spectral
 
     K = jnp.asarray(K)
-    N = K.shape[0]
-    groups, n_sources, method = jnp.zeros((N,), jnp.int32), 0, "dense"
-    if objective == "contrastive":
-        found = _graphs.clique_groups(A)
-        if found is not None:
-            groups, n_sources, method = jnp.asarray(found), int(found.max()) + 1, "structured"
     if objective == "barlow":
-        v1, v2 = (jnp.asarray(p, jnp.int32) for p in pairs)
-        A = jnp.zeros((0, 0), K.dtype)
+        pairs, A = tuple(jnp.asarray(p, jnp.int32) for p in pairs), None
     else:
-        v1 = v2 = jnp.zeros((0,), jnp.int32)
         A = jnp.asarray(A, K.dtype)
-
-    # As in solve_gram: no subset eigensolver where the dim extreme eigenpairs cut a degenerate cluster.
-    partial = not _spectral._subset_cuts_a_cluster(objective, A, dim)
-
-    def one(lam, beta):
-        return _spectral._solve_eigh(objective, eig, A, groups, v1, v2, lam, beta, dim, n_sources, partial=partial)
-
-    lams = jnp.asarray(lams, K.dtype)
-    betas = jnp.asarray(betas, K.dtype)
-    coefs, ws = jax.vmap(one)(lams, betas)
-    return coefs, ws, method
+    tgt = _spectral.target(objective, eig, A, pairs, dim=dim)
+    coefs, ws = jax.vmap(lambda lam, beta: _spectral.coefficients(tgt, eig, lam=lam, beta=beta, dim=dim))(
+        jnp.asarray(lams, K.dtype), jnp.asarray(betas, K.dtype))
+    return coefs, ws, tgt.method
 
 
 def nested_dims(coef, eigenvalues, dims: Sequence[int]) -> dict[int, tuple]:
@@ -456,7 +441,7 @@ def _evaluate_point(group: _Group, point: Point) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from kernel_ssl_jax import evaluate, objectives
+    from kernel_ssl_jax import eigenbasis, evaluate, objectives
 
     cfg = point.config
     ssl, ev = cfg["ssl"], cfg["eval"]
@@ -465,21 +450,21 @@ def _evaluate_point(group: _Group, point: Point) -> dict:
     nc = int(max(y_tr.max(), y_te.max())) + 1
     dim = ssl["dim"]
     record: dict[str, Any] = {"objectives": {}, "warnings": []}
-    if dim > group.rank:
-        record["error"] = (f"ssl.dim = {dim} exceeds the rank of the Gram after the cut-off ({group.rank} eigenvalues "
-                           f"above ssl.rcond = {ssl['rcond']:g} times the largest)")
+    try:
+        eigenbasis.check_rank(dim, group.rank, ssl["rcond"])
+    except ValueError as e:  # a sweep records what a single solve raises, and goes on with the next point
+        record["error"] = f"ssl.dim: {e}"
         return record
-    N = group.K.shape[0]
     for o in ssl["objectives"]:
         coef_full, w_full, method = group.solutions[(o, _hyper(o, ssl))]
         coef, w = jnp.asarray(coef_full[:dim]), w_full[:dim]
         kw = {"pairs": group.pairs} if o == "barlow" else {"A": group.A, "beta": ssl["beta"]}
         loss = float(objectives.loss_from_coef(o, coef, group.K, lam=ssl["lam"], **kw))
         if o == "barlow":
-            feasible = int(np.sum(w > N * np.finfo(w.dtype).eps * np.max(np.abs(w))))
-            if feasible < dim:
-                record["warnings"].append(f"barlow: only {feasible} of {dim} directions have positive cross-view "
-                                          f"correlation; the other features are 0")
+            try:
+                eigenbasis.check_barlow_feasible(w, dim, ssl["rcond"])
+            except ValueError as e:
+                record["warnings"].append(f"{e}; its features beyond are 0")
         F_train = np.asarray(group.K_train_views @ coef.T)
         F_test = np.asarray(group.K_test_views @ coef.T)
         acc = evaluate.accuracy_vs_labels(_probe(ev["main_probe"], F_train, F_test, y_tr, ev, nc), y_tr, y_te,

@@ -61,7 +61,7 @@ def test_linear_features_equal_the_dense_path(objective, lam, graph):
                      **graph_kw(objective, graph, groups, A, pairs, dense=True))
     sol = lowrank.solve_features(objective, X, kernel=k, dim=3, lam=lam, method="linear",
                                  **graph_kw(objective, graph, groups, A, pairs))
-    assert sol.method == "linear" and sol.coef.shape == (3, 6)
+    assert sol.method == "features-linear" and sol.coef.shape == (3, 6)
     assert_same(sol, ref, X_test, 1e-8)
     # The nonzero eigenvalues of K are those of X^T X.
     np.testing.assert_allclose(np.sort(sol.gram_eigenvalues)[-6:], np.sort(ref.gram_eigenvalues)[-6:], rtol=1e-10)
@@ -75,7 +75,7 @@ def test_nystrom_on_all_views_equals_the_dense_path(objective, lam):
     kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A)
     ref = kssl.solve(objective, X, kernel=k, dim=3, lam=lam, method="dense", **kw)
     sol = lowrank.solve_features(objective, X, kernel=k, dim=3, lam=lam, landmarks=X, **kw)
-    assert sol.method == "nystrom" and sol.kernel is k and sol.train_x.shape == X.shape
+    assert sol.method == "features-nystrom" and sol.kernel is k and sol.train_x.shape == X.shape
     assert_same(sol, ref, X_test, 1e-8)
 
 
@@ -256,9 +256,11 @@ def test_no_nan_for_finite_input(dtype):
             sol = _finite_or_clear_error(X_test, kssl.solve, objective, X, kernel=k, dim=2, lam=0.0, method="dense",
                                          dtype=dtype, **kw)
             solved += sol is not None
+        # The Cholesky path raises the rank error of every path where K has rank < dim (huge bandwidth: K ~ ones).
         structured = _finite_or_clear_error(X_test, kssl.solve, "contrastive", X, A, kernel=k, dim=2, lam=0.1,
                                             dtype=dtype)
-        assert structured is not None and structured.method == "structured"
+        assert structured is None or structured.method == "structured-cholesky"
+        solved += structured is not None
         nystrom = _finite_or_clear_error(X_test, lowrank.solve_features, "contrastive", X, groups=groups, kernel=k,
                                          dim=2, lam=0.1, n_landmarks=16, dtype=dtype)
         assert nystrom is not None and nystrom.coef.dtype == dtype

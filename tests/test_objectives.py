@@ -252,18 +252,18 @@ def test_barlow_needs_pairs():
     _, _, Z, A, _ = _problem()
     with pytest.raises(ValueError, match="barlow needs pairs"):
         objectives.loss("barlow", Z, A=A)
-    with pytest.raises(ValueError, match="pairs must be two 1-D index arrays of equal length"):
+    with pytest.raises(ValueError, match="pairs must be two non-empty 1-D index arrays of equal length"):
         objectives.loss("barlow", Z, pairs=(np.array([0, 1]), np.array([2])))
-    with pytest.raises(ValueError, match="pairs must be two 1-D"):
+    with pytest.raises(ValueError, match="pairs must be two non-empty 1-D"):
         objectives.loss("barlow", Z, pairs=(np.zeros((2, 2), dtype=int), np.zeros((2, 2), dtype=int)))
 
 
 @pytest.mark.parametrize("name", ["contrastive", "vicreg", "vicreg_hard"])
 def test_A_shape_mismatch(name):
     _, _, Z, _, _ = _problem()
-    with pytest.raises(ValueError, match=r"A must be \(8, 8\) to match Z of shape \(3, 8\), got \(7, 7\)"):
+    with pytest.raises(ValueError, match=r"A must be \(8, 8\) to match the 8 views, got shape \(7, 7\)"):
         objectives.loss(name, Z, A=np.eye(7))
-    with pytest.raises(ValueError, match=r"A must be \(8, 8\)"):
+    with pytest.raises(ValueError, match=r"A must be a square \(N, N\) matrix, got shape \(8, 7\)"):
         objectives.loss(name, Z, A=np.eye(8)[:, :7])
 
 

@@ -231,8 +231,8 @@ def test_structured_equals_dense(lam, a, M):
     X, A, _, k = problem("contrastive", n=10, a=a)
     sd = kssl.solve("contrastive", X, A, kernel=k, dim=M, lam=lam, method="dense")
     ss = kssl.solve("contrastive", X, A, kernel=k, dim=M, lam=lam, method="structured")
-    assert sd.method == "dense" and ss.method == "structured"
-    assert kssl.solve("contrastive", X, A, kernel=k, dim=M, lam=lam).method == "structured"
+    assert sd.method == "dense-eigh" and ss.method == f"structured-{'cholesky' if lam > 0 else 'eigh'}"
+    assert kssl.solve("contrastive", X, A, kernel=k, dim=M, lam=lam).method.startswith("structured")
     assert float(ss.loss) == pytest.approx(float(sd.loss), rel=1e-8)
     np.testing.assert_allclose(ss.eigenvalues, sd.eigenvalues, rtol=1e-8, atol=1e-10)
     if lam > 0 or M >= 10:  # at lam = 0 and M < n the optimum is degenerate (SPEC §3.5)
@@ -352,7 +352,7 @@ def test_float64_by_default_and_dtype_argument():
 
 
 def test_decomposition_shared_across_objectives():
-    X, A, pairs, k = problem("contrastive", weighted=True)
+    X, A, pairs, k = problem("barlow", weighted=True)
     K = kssl.gram(k, X)
     eig = spectral.decompose(K, 1e-12)
     for objective in objectives.OBJECTIVES:
@@ -396,9 +396,9 @@ def test_property_finite_and_consistent(n, a, objective, kernel, lam, beta, dim_
 
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(objective="simclr"), ValueError, "objective must be one of"),
-    (dict(dim=0), ValueError, "dim must be >= 1"),
-    (dict(dim=2.5), TypeError, "dim must be a positive integer"),
-    (dict(dim=100), ValueError, "dim must be at most the number of views N = 16"),
+    (dict(dim=0), ValueError, "dim must be an integer >= 1, got 0"),
+    (dict(dim=2.5), TypeError, "dim must be an integer >= 1, got 2.5"),
+    (dict(dim=100), ValueError, "dim = 100 exceeds the rank of the Gram matrix .16 at rcond=.*largest feasible dim is 16"),
     (dict(lam=-1.0), ValueError, "lam must be a finite number >= 0"),
     (dict(beta=-0.1), ValueError, "beta must be a finite number >= 0"),
     (dict(lam="big"), TypeError, "lam must be a real number"),
@@ -473,7 +473,7 @@ def test_feature_methods_and_groups_through_solve():
     exact = kssl.solve("vicreg", X, A, kernel=k, dim=3, lam=0.2, method="dense")
     via_groups = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2, method="dense")
     linear = kssl.solve("vicreg", X, groups=groups, kernel=k, dim=3, lam=0.2, method="linear")
-    assert linear.method == "linear"
+    assert linear.method == "features-linear"
     Xt = views(4, 1, seed=2)[0]
     assert float(via_groups.loss) == pytest.approx(float(exact.loss), rel=1e-10)
     assert float(linear.loss) == pytest.approx(float(exact.loss), rel=1e-8, abs=1e-10)
@@ -496,10 +496,10 @@ def test_auto_takes_linear_for_the_linear_kernel_with_few_dimensions(objective):
     kw = dict(pairs=pairs) if objective == "barlow" else dict(A=A)
     auto = kssl.solve(objective, X, kernel=k, dim=3, lam=0.2, beta=0.5, **kw)
     dense = kssl.solve(objective, X, kernel=k, dim=3, lam=0.2, beta=0.5, method="dense", **kw)
-    assert auto.method == "linear" and dense.method == "dense"
+    assert auto.method == "features-linear" and dense.method == "dense-eigh"
     assert float(auto.loss) == pytest.approx(float(dense.loss), rel=1e-8, abs=1e-10)
     Xt = views(4, 1, seed=2)[0]
     assert rel(auto.induced_kernel(Xt), dense.induced_kernel(Xt)) < 1e-8
     # d >= N: the feature space is no smaller than the Gram, auto stays dense
     wide = np.hstack([X, np.random.default_rng(0).normal(size=(len(X), len(X)))])
-    assert kssl.solve(objective, wide, kernel=k, dim=3, lam=0.2, **kw).method in ("dense", "structured")
+    assert kssl.solve(objective, wide, kernel=k, dim=3, lam=0.2, **kw).method in ("dense-eigh", "structured-cholesky")

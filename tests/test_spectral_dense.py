@@ -9,7 +9,7 @@ import scipy.linalg
 from sklearn.datasets import load_digits
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import graphs, kernels, objectives, spectral
+from kernel_ssl_jax import eigenbasis, graphs, kernels, objectives, spectral
 
 
 def views(n=40, a=4, d=8, noise=0.1, seed=0):
@@ -43,7 +43,7 @@ def symmetric(n, seed=0, dtype=np.float64):
 def test_partial_eigh_matches_full(dtype, tol, largest):
     R = symmetric(30, dtype=dtype)
     k = 6
-    w, V = jax.jit(spectral._eigh_extreme, static_argnums=(1, 2))(jnp.asarray(R), k, largest)
+    w, V = jax.jit(eigenbasis.eigh_extreme, static_argnums=(1, 2))(jnp.asarray(R), k, largest)
     assert w.dtype == dtype and V.shape == (30, k)
     w_ref, V_ref = np.linalg.eigh(R.astype(float))
     w_ref, V_ref = (w_ref[::-1][:k], V_ref[:, ::-1][:, :k]) if largest else (w_ref[:k], V_ref[:, :k])
@@ -54,16 +54,16 @@ def test_partial_eigh_matches_full(dtype, tol, largest):
 def test_partial_eigh_under_vmap_and_fallbacks():
     R = jnp.asarray(symmetric(20))
     scales = jnp.asarray([1.0, -2.0, 0.5])
-    w, _ = jax.jit(jax.vmap(lambda c: spectral._eigh_extreme(c * R, 4, True)))(scales)
+    w, _ = jax.jit(jax.vmap(lambda c: eigenbasis.eigh_extreme(c * R, 4, True)))(scales)
     for i, c in enumerate(np.asarray(scales)):
         np.testing.assert_allclose(w[i], np.linalg.eigvalsh(c * np.asarray(R))[::-1][:4], rtol=1e-12)
     # no callback where the subset is not cheaper (k > n / 2) nor on an accelerator (the copy to the host)
-    lowered = jax.jit(spectral._eigh_extreme, static_argnums=(1, 2)).trace(R, 4, True)
+    lowered = jax.jit(eigenbasis.eigh_extreme, static_argnums=(1, 2)).trace(R, 4, True)
     assert "callback" in lowered.lower().as_text()
     assert "callback" not in lowered.lower(lowering_platforms=("cuda",)).as_text()
-    assert "callback" not in jax.jit(spectral._eigh_extreme, static_argnums=(1, 2)).lower(R, 11, True).as_text()
+    assert "callback" not in jax.jit(eigenbasis.eigh_extreme, static_argnums=(1, 2)).lower(R, 11, True).as_text()
     # NaN in, NaN out, as jnp.linalg.eigh (no exception from the host)
-    w_nan, _ = spectral._eigh_extreme(jnp.full((20, 20), jnp.nan), 3, True)
+    w_nan, _ = eigenbasis.eigh_extreme(jnp.full((20, 20), jnp.nan), 3, True)
     assert np.all(np.isnan(np.asarray(w_nan)))
 
 
@@ -85,14 +85,14 @@ def test_partial_eigh_inside_a_degenerate_cluster():
     A = np.asarray(graphs.from_groups(groups))
     R = np.eye(len(s)) - 0.5 * f[:, None] * (U.T @ (np.diag(A.sum(1)) - A) @ U) * f[None, :]
     R = (R + R.T) / 2
-    w, V = spectral._eigh_subset_host(R, len(s) - 8, len(s) - 1)
+    w, V = eigenbasis._eigh_subset_host(R, len(s) - 8, len(s) - 1)
     np.testing.assert_allclose(w, 1.0, atol=1e-10)
     np.testing.assert_allclose(V.T @ V, np.eye(8), atol=1e-10)
     np.testing.assert_allclose(R @ V, V * w, atol=1e-10)
-    assert spectral._subset_cuts_a_cluster("vicreg", A, 8) and spectral._subset_cuts_a_cluster("vicreg_hard", A, 8)
-    assert not spectral._subset_cuts_a_cluster("vicreg", A, N // a)
-    assert not spectral._subset_cuts_a_cluster("contrastive", A, 8)
-    assert not spectral._subset_cuts_a_cluster("vicreg", np.asarray(graphs.knn(X, 10)), 8)
+    assert eigenbasis.subset_cuts_a_cluster("vicreg", A, 8) and eigenbasis.subset_cuts_a_cluster("vicreg_hard", A, 8)
+    assert not eigenbasis.subset_cuts_a_cluster("vicreg", A, N // a)
+    assert not eigenbasis.subset_cuts_a_cluster("contrastive", A, 8)
+    assert not eigenbasis.subset_cuts_a_cluster("vicreg", np.asarray(graphs.knn(X, 10)), 8)
     sol = kssl.solve("vicreg", X, A, kernel=k, dim=8, lam=lam, method="dense")
     np.testing.assert_allclose(sol.eigenvalues, 1.0, atol=1e-10)
     assert float(sol.loss) == pytest.approx(0.0, abs=1e-8)  # dim - sum(mu^2)
@@ -113,7 +113,7 @@ def test_partial_eigh_falls_back_when_the_subset_driver_fails(failure, monkeypat
 
     monkeypatch.setattr(scipy.linalg, "eigh", flaky)
     R = symmetric(12)
-    w, V = spectral._eigh_subset_host(R, 8, 11)
+    w, V = eigenbasis._eigh_subset_host(R, 8, 11)
     w_ref = np.linalg.eigvalsh(R)[8:]
     np.testing.assert_allclose(w, w_ref, rtol=1e-12)
     np.testing.assert_allclose(R @ V, V * w, atol=1e-10)
@@ -128,7 +128,7 @@ def test_dense_partial_equals_full_eigh(objective, lam, monkeypatch):
     kw = dict(kernel=kernels.rbf(float(kssl.median_bandwidth(X)) / 2), dim=5, lam=lam, beta=0.5, method="dense",
               **graph_kw(objective, X, groups))
     partial = kssl.solve(objective, X, **kw)
-    monkeypatch.setattr(spectral, "PARTIAL_EIGH_MAX_FRACTION", 0.0)
+    monkeypatch.setattr(eigenbasis, "PARTIAL_EIGH_MAX_FRACTION", 0.0)
     with jax.disable_jit():
         full = kssl.solve(objective, X, **kw)
     Xt = views(n=6, a=1, seed=5)[0]

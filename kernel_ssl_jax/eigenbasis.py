@@ -1,0 +1,282 @@
+"""The one closed-form core (SPEC.md §3): every objective solved in an orthonormal eigenbasis of the views' Gram.
+
+Every solver path only prepares the inputs of this module and maps its output back:
+
+- `s`: the kept eigenvalues of the Gram `K` of the training views (zero where dropped), in some orthonormal basis;
+- the **target in whitened eigen-coordinates** `T = diag(sqrt s) U^T X U diag(sqrt s)` (r x r), where `U` are the
+  eigenvectors of `K` and `X` is `A` (contrastive), the Laplacian `L` (vicreg, vicreg_hard) or the cross-view
+  matrix `E1 E2^T` (barlow: `T = diag(sqrt s) U[v1]^T U[v2] diag(sqrt s)`). For contrastive with a low-rank
+  `A = B_0^T B_0` the path may pass the factor `B = B_0 U diag(sqrt s)` (n x r) instead (`Factor`).
+
+In these coordinates a view's feature vector is `y(x) = diag(s^-1/2) U^T k_X(x)` (kernel PCA whitening), and the
+core returns `Cs` (M x r) with `f(x) = Cs y(x)`. The dense path (`spectral`: `U` from `eigh(K)`) maps back with
+`C = Cs diag(s^-1/2) U^T`; the feature-space paths (`lowrank`: `Psi^T Psi = V diag(s) V^T`, so that
+`T = V^T (Psi^T X Psi) V`) with `W = Cs V^T`. With `t = (s + lam)^-1/2` on the kept eigenvalues (SPEC's filter and
+`S^{+1/2}` in one bounded factor, `F S^{+1/2} = t^2` and `F = t sqrt(s)`), the closed forms are:
+
+| objective | eigenproblem (top/bottom M) | `Cs` |
+|---|---|---|
+| contrastive | `R = t T t`, top `(mu, V)` clipped at 0 | `diag(sqrt mu) V^T diag(t)` |
+| vicreg | `R = P - (beta/2) t T t`, top | `diag(sqrt mu) V^T diag(t)` |
+| vicreg_hard | `t T t` restricted to the kept range, bottom `(w, V)` | `V^T diag(t)` |
+| barlow | `sym(T)` on the kept range, top `(l, V)`, all `l > 0` | `diag(l^-1/2) V^T` |
+
+Everything else an objective needs in one place: the default cut-off (`default_rcond`, `solver_rcond`), the rank
+and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`) and the partial
+eigensolver (`eigh_extreme`).
+
+Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
+broken by the eigenvector order LAPACK returns (subset driver on CPU, full eigendecomposition elsewhere), which is
+deterministic for a given input and backend, and each eigenvector's sign is fixed so that its largest entry is
+positive. Losses, induced kernels on the span and subspaces are unique; raw coefficients of a degenerate problem are
+not, so tests compare the former.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.csgraph
+
+Array = jax.Array
+
+DEFAULT_LAM = 0.1
+# A target's top `dim` eigenpairs come from LAPACK's subset driver (on CPU) when `dim` is at most this share of its
+# size; above it the subset saves little over the full eigendecomposition.
+PARTIAL_EIGH_MAX_FRACTION = 0.5
+
+__all__ = [
+    "DEFAULT_LAM",
+    "Factor",
+    "check_barlow_feasible",
+    "check_rank",
+    "default_rcond",
+    "eigh_extreme",
+    "fix_signs",
+    "live",
+    "solve",
+    "solve_factored",
+    "solver_rcond",
+    "subset_cuts_a_cluster",
+    "top",
+]
+
+
+class Factor(NamedTuple):
+    """A contrastive target given by a factor: `T = B^T B` with `B` `(n, r)` (a view-clique `A = E E^T`: `n`
+    sources, `B = E^T U diag(sqrt s)`, the per-source sums of the whitened coordinates)."""
+
+    B: Array
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Cut-offs and checks
+
+
+def default_rcond(size: int, dtype) -> float:
+    """The default relative cut-off on the eigenvalues of a `(size, size)` Gram or second moment: `size * eps`."""
+    return size * float(jnp.finfo(dtype).eps)
+
+
+def solver_rcond(objective: str, lam: float, rcond: float) -> float:
+    """The cut-off a solver applies to the DEFAULT `rcond`: 0 where the solution is bounded without one.
+
+    Contrastive with `lam > 0` weights each direction by `t = (s + lam)^-1/2`, bounded by `lam^-1/2`, so it keeps
+    every positive eigenvalue (the Cholesky and feature paths do too). Dropping those below `rcond` instead removes
+    weights of up to `rcond * max(s) / lam`: rounding in float64, but 7.6e-2 of the loss in float32 (N = 2000, k-NN
+    graph, lam = 0.1). The others need pseudo-inverses (the vicreg optima over the span sit on K's smallest
+    eigenvalues) and keep the cut-off. An explicit `rcond` is always applied as given (not through this function).
+    """
+    return 0.0 if objective == "contrastive" and lam > 0 else rcond
+
+
+def check_rank(dim: int, rank: int, rcond: float, what: str = "the Gram matrix") -> None:
+    """Raises the one `dim > rank` error of every path, naming the largest feasible `dim`."""
+    if dim > rank:
+        raise ValueError(f"dim = {dim} exceeds the rank of {what} ({rank} at rcond={rcond:.3g}); "
+                         f"the largest feasible dim is {rank}")
+
+
+def check_barlow_feasible(eigenvalues, dim: int, rcond: float) -> None:
+    """Raises unless the top `dim` Barlow eigenvalues `l` (SPEC §3.4) are positive, naming the largest feasible dim."""
+    w = np.asarray(eigenvalues)
+    tol = rcond * float(np.max(np.abs(w))) if w.size else 0.0
+    feasible = int(np.sum(w > tol))
+    if feasible < dim:
+        raise ValueError(f"barlow: only {feasible} directions have positive cross-view correlation, so "
+                         f"sym(Z1 Z2^T) = I cannot hold for dim = {dim}; the largest feasible dim is {feasible}")
+
+
+def subset_cuts_a_cluster(objective: str, A, dim: int) -> bool:
+    """Whether the `dim` extreme eigenpairs of the target cut through an exactly degenerate eigenvalue.
+
+    The vicreg target `P - (beta/2) F L F` has eigenvalue 1, and `F L F` (vicreg_hard) eigenvalue 0, once for each
+    connected component of `A` (`F v` constant on each component). With more components than `dim` (a view-clique
+    graph has one per source) the optimum is any `dim`-dimensional subspace of that eigenspace, and LAPACK's subset
+    driver, asked to cut through it, is unreliable (`eigh_extreme`): the full driver is used instead.
+    """
+    if objective not in ("vicreg", "vicreg_hard") or A is None:
+        return False
+    n_components, _ = scipy.sparse.csgraph.connected_components(scipy.sparse.csr_matrix(np.asarray(A) != 0),
+                                                                directed=False)
+    return n_components > dim
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Eigensolvers
+
+
+def fix_signs(V: Array) -> Array:
+    """Deterministic signs: the largest-magnitude entry of each eigenvector (column) is positive."""
+    idx = jnp.argmax(jnp.abs(V), axis=0)
+    signs = jnp.sign(V[idx, jnp.arange(V.shape[1])])
+    return V * jnp.where(signs == 0, 1.0, signs)[None, :]
+
+
+def _eigh_subset_host(R, lo: int, hi: int):
+    # LAPACK's ?syevr for the eigenpairs lo..hi (ascending): one tridiagonal reduction, then only hi - lo + 1
+    # eigenvectors are computed and back-transformed. Inside a degenerate cluster ?syevr may return fewer pairs than
+    # asked (scipy/scipy#13913; here: the vicreg target of a view-clique graph, eigenvalue 1 with multiplicity n, at
+    # N = 4000: 29 of 32, and ?syevx the same), vectors that are not orthonormal, or fail: then the full
+    # divide-and-conquer driver, at the price of a second tridiagonal reduction. NaN in, NaN out (as
+    # jnp.linalg.eigh), never a host exception.
+    R = np.asarray(R)
+    k = hi - lo + 1
+    if not np.all(np.isfinite(R)):
+        return np.full((k,), np.nan, R.dtype), np.full((R.shape[0], k), np.nan, R.dtype)
+    try:
+        w, V = scipy.linalg.eigh(R, subset_by_index=(lo, hi), driver="evr", check_finite=False)
+        if (w.shape == (k,) and np.all(np.isfinite(w)) and np.all(np.isfinite(V))
+                and np.max(np.abs(V.T @ V - np.eye(k))) < 1e3 * R.shape[0] * np.finfo(R.dtype).eps):
+            return w.astype(R.dtype), V.astype(R.dtype)
+    except np.linalg.LinAlgError:
+        pass
+    w, V = scipy.linalg.eigh(R, driver="evd", check_finite=False)
+    return w[lo : hi + 1].astype(R.dtype), V[:, lo : hi + 1].astype(R.dtype)
+
+
+def eigh_extreme(R: Array, k: int, largest: bool, partial: bool = True) -> tuple[Array, Array]:
+    """The `k` largest (descending) or smallest (ascending) eigenpairs of a symmetric `(n, n)` matrix.
+
+    On CPU, with `partial` and for `k <= PARTIAL_EIGH_MAX_FRACTION * n`, LAPACK's subset driver (`scipy.linalg.eigh(...,
+    subset_by_index, driver="evr")` through `jax.pure_callback`, sequential under `vmap`); elsewhere, and for larger
+    `k`, `jnp.linalg.eigh` (a callback on an accelerator would copy the matrix to the host). The platform is chosen
+    per lowering (`jax.lax.platform_dependent`), so one jitted function serves both, with no host round trip on an
+    accelerator. Within a degenerate eigenvalue cut by `k` the two drivers may return different (equally optimal)
+    vectors: SPEC §3.5 ties.
+    """
+    n = R.shape[-1]
+
+    def full(R):
+        w, V = jnp.linalg.eigh(R)
+        return (w[::-1][:k], V[:, ::-1][:, :k]) if largest else (w[:k], V[:, :k])
+
+    if not partial or k > PARTIAL_EIGH_MAX_FRACTION * n:
+        return full(R)
+    lo, hi = (n - k, n - 1) if largest else (0, k - 1)
+
+    def subset(R):
+        shapes = (jax.ShapeDtypeStruct((k,), R.dtype), jax.ShapeDtypeStruct((n, k), R.dtype))
+        w, V = jax.pure_callback(functools.partial(_eigh_subset_host, lo=lo, hi=hi), shapes, R,
+                                 vmap_method="sequential")
+        return (w[::-1], V[:, ::-1]) if largest else (w, V)
+
+    return jax.lax.platform_dependent(R, cpu=subset, default=full)
+
+
+def top(R: Array, dim: int, partial: bool = True) -> tuple[Array, Array]:
+    """`[R]_M+`: the `dim` largest eigenpairs of a symmetric matrix, descending, eigenvalues clipped at 0."""
+    w, V = eigh_extreme(0.5 * (R + R.T), dim, largest=True, partial=partial)
+    return jnp.maximum(w, 0.0), fix_signs(V)
+
+
+def _pad_rows(C: Array, w: Array, dim: int) -> tuple[Array, Array]:
+    # A target of rank < dim yields zero rows: they are optimal (eigenvalue 0) and keep the output shape fixed.
+    missing = dim - C.shape[0]
+    if missing <= 0:
+        return C, w
+    return jnp.pad(C, ((0, missing), (0, 0))), jnp.pad(w, (0, missing))
+
+
+def live(mu: Array) -> Array:
+    """Which target eigenvalues (descending) are numerically nonzero; the others get zero rows (optimal, as beyond
+    the target's rank)."""
+    return mu > mu[0] * mu.shape[0] * jnp.finfo(mu.dtype).eps
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The closed forms
+
+
+def _t(s: Array, lam) -> Array:
+    """`t = (s + lam)^-1/2` on the kept eigenvalues (`s > 0`), 0 elsewhere."""
+    kept = s > 0
+    return jnp.where(kept, 1.0 / jnp.sqrt(jnp.where(kept, s + lam, 1.0)), 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "dim", "partial"))
+def solve(objective: str, s: Array, T: Array, lam, beta, dim: int, max_degree=0.0, partial: bool = True):
+    """SPEC §3.1-3.4 in whitened eigen-coordinates (module doc): `(Cs (dim, r), eigenvalues (dim,))`.
+
+    Args:
+      objective: one of `objectives.OBJECTIVES`.
+      s: `(r,)` eigenvalues of the Gram in the basis, zero where dropped.
+      T: `(r, r)` target in whitened coordinates (of `A`, `L` or the cross-view matrix, see the module doc).
+      lam, beta: ridge and invariance weights (traced: `vmap` over them for sweeps).
+      dim: output dimension M.
+      max_degree: `max(A 1)`, for vicreg_hard (directions outside the kept range are lifted above `||L||`).
+      partial: allow the subset eigensolver (`subset_cuts_a_cluster` says when not to).
+
+    Returns:
+      `Cs` with `f(x) = Cs y(x)`, and the eigenvalues kept (contrastive/vicreg: the diagonal of `Q`; vicreg_hard:
+      the Dirichlet energies; barlow: `l`).
+    """
+    kept = (s > 0).astype(s.dtype)
+    if objective == "barlow":
+        ell, V = top(kept[:, None] * T * kept[None, :], dim, partial)
+        Cs = V.T * kept[None, :] / jnp.sqrt(jnp.where(ell > 0, ell, 1.0))[:, None]
+        return jnp.where((ell > 0)[:, None], Cs, 0.0), ell
+    t = _t(s, lam)
+    R = t[:, None] * T * t[None, :]
+    if objective == "contrastive":
+        mu, V = top(R, min(dim, s.shape[0]), partial)
+        Cs = jnp.where(live(mu)[:, None], jnp.sqrt(mu)[:, None] * V.T * t[None, :], 0.0)
+        return _pad_rows(Cs, mu, dim)
+    if objective == "vicreg":
+        mu, V = top(jnp.diag(kept) - 0.5 * beta * R, dim, partial)
+        return jnp.sqrt(mu)[:, None] * V.T * t[None, :], mu
+    # vicreg_hard: the smallest eigenvectors of F L F = t T t within the kept range. Directions outside the range are
+    # lifted above the spectrum of F L F (whose norm is at most ||L|| <= 2 max degree) so they are never chosen.
+    lift = 2.0 * max_degree + 1.0
+    w, V = eigh_extreme(0.5 * (R + R.T) + jnp.diag(lift * (1.0 - kept)), dim, largest=False, partial=partial)
+    return fix_signs(V).T * t[None, :], w
+
+
+@functools.partial(jax.jit, static_argnames=("dim",))
+def solve_factored(s: Array, B: Array, lam, dim: int):
+    """Contrastive with a factored target `T = B^T B` (`Factor`): `(Cs, mu)` from the `(n, n)` problem.
+
+    `R = t T t = (B t)^T (B t)` has the nonzero eigenvalues of `H = B diag(t^2) B^T`; with its top eigenvectors `W`,
+    the eigenvectors of `R` are `(B t)^T W diag(mu^-1/2)` and `Cs = diag(sqrt mu) V^T diag(t) = W^T B diag(t^2)`.
+    """
+    t2 = _t(s, lam) ** 2
+    mu, W = top_of_gram((B * t2[None, :]) @ B.T, dim)
+    return W.T @ (B * t2[None, :]), mu
+
+
+def top_of_gram(H: Array, dim: int) -> tuple[Array, Array]:
+    """Top `min(dim, n)` eigenpairs of an `(n, n)` target Gram, padded to `dim` with zero columns (rank < dim).
+
+    Returns `(mu (dim,), W (n, dim))`; directions with numerically zero `mu` get zero columns. The structured paths
+    (the factored target above, and the Cholesky path of `spectral`) map `W` back to coefficients.
+    """
+    mu, W = top(H, min(dim, H.shape[0]))
+    W = jnp.where(live(mu)[None, :], W, 0.0)
+    Wt, mu = _pad_rows(W.T, mu, dim)
+    return mu, Wt.T
