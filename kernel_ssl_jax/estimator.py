@@ -100,9 +100,9 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Unused when `groups` or `A` is given to `fit`.
       n_views: views per sample drawn by `fit(X)` (>= 1; >= 2 for `barlow`). Unused with `groups` or `A`.
       random_state: None, an int in [0, 2**32 - 1] or a `numpy.random.RandomState`, as in scikit-learn. An int `s`
-        seeds the views with `jax.random.key(s)`, so they equal `augment.make_views(jax.random.key(s), X, n_views,
-        aug)` for a callable `aug`: repeated fits give identical results. None or a RandomState draw a fresh seed
-        each fit.
+        fixes the views, so repeated fits give identical results: the default noise is drawn by
+        `numpy.random.default_rng(s)`, and a callable `aug` gets `jax.random.key(s)` (the views equal
+        `augment.make_views(jax.random.key(s), X, n_views, aug)`). None or a RandomState draw a fresh seed each fit.
 
     Attributes:
       solution_: the `spectral.Solution`; `solution_.train_x` holds the training views.
@@ -198,12 +198,12 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 raise ValueError(f"random_state must be None, an int in [0, {_MAX_SEED}] or a "
                                  f"numpy.random.RandomState; got {rs!r}")
 
-    def _key(self) -> jax.Array:
-        """The PRNG key of this fit: `jax.random.key(random_state)` for an int, else a seed drawn from numpy."""
+    def _seed(self) -> int:
+        """The seed of this fit: `random_state` itself for an int, else drawn from numpy's global or given state."""
         rs = self.random_state
         if rs is None or isinstance(rs, np.random.RandomState):
-            return jax.random.key(int(check_random_state(rs).randint(np.iinfo(np.int32).max)))
-        return jax.random.key(int(rs))
+            return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        return int(rs)
 
     def _make_kernel(self, views: np.ndarray):
         if not isinstance(self.kernel, str):
@@ -216,15 +216,15 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         except ValueError as e:
             raise ValueError(f"kernel_params={self.kernel_params!r} do not fit kernel={self.kernel!r}: {e}") from None
 
-    def _make_views(self, key: jax.Array, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _make_views(self, seed: int, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`n_views` views of each row of `X`, source-major, and their group ids (as `augment.make_views`)."""
         n, d = X.shape
         if callable(self.augment):
-            views, groups = _augment.make_views(key, jnp.asarray(X), int(self.n_views), self.augment)
+            views, groups = _augment.make_views(jax.random.key(seed), jnp.asarray(X), int(self.n_views), self.augment)
             return np.asarray(views, dtype=X.dtype), np.asarray(groups)
-        scale = float(self.augment) * X.std(axis=0)
-        noise = np.asarray(jax.random.normal(key, (n, self.n_views, d), X.dtype))
-        views = X[:, None, :] + scale[None, None, :] * noise
+        # Drawn with numpy: jax.random would compile once per data shape, which cross-validation changes every fold.
+        noise = np.random.default_rng(seed).standard_normal((n, self.n_views, d)).astype(X.dtype)
+        views = X[:, None, :] + (float(self.augment) * X.std(axis=0))[None, None, :] * noise
         return views.reshape(n * self.n_views, d), np.repeat(np.arange(n, dtype=np.int32), self.n_views)
 
     # ------------------------------------------------------------------------------------------------------------------
@@ -252,10 +252,10 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = validate_data(self, X, dtype=dtype, ensure_min_samples=2)
         if groups is not None and A is not None:
             raise ValueError("fit takes groups or A, not both")
-        key = None
+        seed = None
         if groups is None and A is None:
-            key = self._key()
-            views, groups = self._make_views(key, X)
+            seed = self._seed()
+            views, groups = self._make_views(seed, X)
         else:
             views = X
             if groups is not None:
@@ -273,7 +273,7 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             A, groups = jnp.maximum(base, _graphs.knn(views, int(self.knn))), None
         options = {}
         if self.method in _RANDOM_METHODS:
-            options["key"] = jax.random.fold_in(self._key() if key is None else key, 1)
+            options["key"] = jax.random.fold_in(jax.random.key(self._seed() if seed is None else seed), 1)
         kernel = self._make_kernel(views)
         self.solution_ = _spectral.solve(self.objective, views, A, kernel=kernel, dim=self.dim, lam=self.lam,
                                          beta=self.beta, groups=groups, rcond=self.rcond, method=self.method,
