@@ -148,6 +148,7 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         tags = super().__sklearn_tags__()
         # The views are random: repeated fits agree only with a fixed seed.
         tags.non_deterministic = self.random_state is None
+        tags.input_tags.allow_nan = False  # X must be finite: fit and transform raise on NaN / Inf
         # Every input is computed in JAX's default float (float64 unless KSSL_ENABLE_X64=0).
         tags.transformer_tags.preserves_dtype = [np.dtype(jnp.zeros(()).dtype).name]
         return tags
