@@ -156,7 +156,7 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     # ------------------------------------------------------------------------------------------------------------------
     # Parameters
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         _check_choice("objective", self.objective, _objectives.OBJECTIVES)
         kernel = self.kernel
         if isinstance(kernel, str):
@@ -248,7 +248,7 @@ class KernelSSL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             `dim` the solver cannot reach (the message gives the largest feasible value).
         """
         del y  # The representation depends on X (and groups / A) only.
-        self._validate_params()
+        self._check_params()
         dtype = np.dtype(jnp.zeros(()).dtype)
         X = validate_data(self, X, dtype=dtype, ensure_min_samples=2)
         if groups is not None and A is not None:
