@@ -53,20 +53,20 @@ def real(name: str, value, minimum: float | None = 0.0, strict: bool = False, ma
     Strings (even numeric ones such as `"2"`), None and arrays of more than one element are refused (TypeError),
     so that a bad hyper-parameter fails here and not later inside JAX.
     """
+    low = "" if minimum is None else (f" > {minimum:g}" if strict else f" >= {minimum:g}")
+    high = "" if maximum is None else f" <= {maximum:g}"
+    allowed = f"a finite number{low}{' and' if low and high else ''}{high}{' or None' if allow_none else ''}"
     if value is None and allow_none:
         return None
     if is_traced(value):
         return value
     if isinstance(value, (bool, str, bytes)) or not (isinstance(value, numbers.Real) or
                                                        (hasattr(value, "shape") and np.shape(value) == ())):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    low = "" if minimum is None else (f" > {minimum:g}" if strict else f" >= {minimum:g}")
-    high = "" if maximum is None else f" <= {maximum:g}"
-    allowed = f"a finite number{low}{' and' if low and high else ''}{high}"
+        raise TypeError(f"{name} must be {allowed}, got {value!r}") from None
     if not math.isfinite(v) or (minimum is not None and (v < minimum or (strict and v == minimum))) or (
             maximum is not None and v > maximum):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")

@@ -45,7 +45,7 @@ def test_issue_example_runs():
     assert sol.features(X_test).shape == (7, 8)
     assert sol.induced_kernel(X_test, X_test).shape == (7, 7)
     assert np.isfinite(float(sol.loss))
-    est = kssl.KernelSSL(objective="vicreg", kernel=k, dim=8, lam=1.0).fit(X, groups)
+    est = kssl.KernelSSL(objective="vicreg", kernel=k, dim=8, lam=1.0).fit(X, groups=groups)
     assert est.transform(X_test).shape == (7, 8)
     assert est.coef_.shape == (8, 40)
     sol_b = kssl.solve("barlow", X, kernel=k, dim=4, pairs=kssl.graphs.pairs_from_groups(groups))
