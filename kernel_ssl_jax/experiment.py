@@ -156,8 +156,8 @@ def load_data(cfg: Mapping) -> _data.Dataset:
     """
     d = cfg["data"]
     kw: dict[str, Any] = {"seed": d["seed"], "max_train": d["max_train"] or None, "max_test": d["max_test"] or None}
-    if d["name"] == "mnist":
-        kw["directory"] = d["path"]
+    if d["name"] in ("mnist", "fashion_mnist"):
+        kw["directory"] = d["path"] or None  # empty: fetched into the cache folder on first use
     else:
         kw["test_size"] = d["test_size"]
     if d["name"] == "file":
@@ -166,6 +166,8 @@ def load_data(cfg: Mapping) -> _data.Dataset:
         ds = _data.load(d["name"], **kw)
     except FileNotFoundError as e:
         raise ConfigError(f"data.path: {e}") from None
+    except _data.DownloadError as e:
+        raise ConfigError(f"data.name = {d['name']!r}: {e}") from None
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
     check_against_data(cfg, ds)
