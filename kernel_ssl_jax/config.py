@@ -413,11 +413,15 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def _read_toml(path: str | Path) -> dict:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; expected a TOML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
     except UnicodeDecodeError as e:

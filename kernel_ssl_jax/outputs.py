@@ -82,16 +82,19 @@ def check_output_dir(path: str | Path, what: str = "--out") -> Path:
         if not os.access(path, os.W_OK | os.X_OK):
             raise OutputError(f"{what}: directory {_describe(path)} is not writable")
         return path
+    _check_creatable(path, what)
+    return path
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """`path` does not exist: its nearest existing ancestor must be a writable directory."""
     parent = path.absolute().parent
-    while not parent.exists():
-        if parent == parent.parent:
-            break
+    while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"{what}: cannot create {_describe(path)}: {_describe(parent)} exists and is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{what}: cannot create {_describe(path)}: directory {_describe(parent)} is not writable")
-    return path
 
 
 def check_output_file(path: str | Path, what: str = "--out") -> Path:
@@ -111,7 +114,7 @@ def check_output_file(path: str | Path, what: str = "--out") -> Path:
         if not os.access(path, os.W_OK):
             raise OutputError(f"{what}: file {_describe(path)} is not writable")
         return path
-    check_output_dir(path.parent if str(path.parent) else Path("."), what)
+    _check_creatable(path, what)
     return path
 
 
@@ -163,19 +166,22 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_partials(out_dir: str | Path, *, stale_after: float = STALE_AFTER_S,
-                         abandoned_after: float = ABANDONED_AFTER_S, now: float | None = None) -> list[Path]:
+def clean_stale_partials(out_dir: str | Path, *, stale_after: float | None = None,
+                         abandoned_after: float | None = None, now: float | None = None) -> list[Path]:
     """Removes hidden partial run folders of dead processes in `out_dir` (see the module docstring).
 
     A partial folder `.<name>.partial-<pid>` is removed when (its pid is not alive and it is at least `stale_after`
-    seconds old) or it is at least `abandoned_after` seconds old; its reservation `<name>` is then removed too if it
-    is still an empty folder (a complete folder is never touched). Our own pid's folders are left alone.
+    seconds old) or it is at least `abandoned_after` seconds old (defaults: the module's `STALE_AFTER_S` and
+    `ABANDONED_AFTER_S`); its reservation `<name>` is then removed too if it is still an empty folder (a complete
+    folder is never touched). Our own pid's folders are left alone.
 
     Returns:
       The partial folders removed.
     """
     out_dir = Path(out_dir)
     now = time.time() if now is None else now
+    stale_after = STALE_AFTER_S if stale_after is None else stale_after
+    abandoned_after = ABANDONED_AFTER_S if abandoned_after is None else abandoned_after
     removed = []
     try:
         entries = list(os.scandir(out_dir))
