@@ -336,8 +336,8 @@ def _describe_error(e: BaseException) -> tuple[int, str]:
     if isinstance(e, (UsageError, _config.ConfigError, outputs.OutputError)):
         return 2, f"{PROG}: error: {_one_line(e)}"
     if isinstance(e, OSError):  # the file system: a missing or unwritable path, a full disk, a failed download
-        if e.strerror and e.filename is not None:
-            text = f"{e.strerror}: {str(e.filename)!r}"
+        if e.strerror:
+            text = e.strerror + (f": {str(e.filename)!r}" if e.filename is not None else "")
         else:
             text = str(e) or type(e).__name__
         return 2, f"{PROG}: error: {_one_line(text)}"
