@@ -31,7 +31,7 @@ max_test = 20
 rotation = 0.0
 shift = 0.0
 [graph]
-knn = 3
+knn = 0
 [ssl]
 objectives = ["contrastive"]
 dim = 4
