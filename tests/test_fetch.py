@@ -193,3 +193,17 @@ def test_known_checksums_are_the_published_ones():
         assert sorted(remote["files"]) == sorted(FILES)
         assert all(v.startswith("md5:") and len(v) == 36 for v in remote["files"].values())
         assert isinstance(remote["mirrors"], list) and remote["mirrors"]
+
+
+def test_config_data_name_fetches_through_experiment_load_data(tmp_path, served, monkeypatch):
+    from kernel_ssl_jax import config, experiment
+
+    server, registry, arrays = served
+    monkeypatch.setenv("KSSL_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(data.REMOTE, "fashion_mnist",
+                        dict(data.REMOTE["fashion_mnist"], mirrors=["http://127.0.0.1:9/nothing/", server.url],
+                             files=registry))
+    cfg = config.load_config(overrides=["data.name=fashion_mnist", "eval.labels_per_class=[1]"])
+    ds = experiment.load_data(cfg)
+    assert ds.name == "fashion_mnist" and ds.X_train.shape == (20, 784) and ds.image_shape == (28, 28)
+    assert (tmp_path / "cache" / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
