@@ -6,7 +6,7 @@ code); adding one is adding an entry. Shared pieces for subcommands that read a 
 
 Errors the user can fix (unknown data set, objective or config key, a wrong type, an unparsable `--set`, a missing
 file or directory, an output folder that cannot be created or written, a bad option, a damaged results file, a full
-disk) print ONE line `kssl: error: ...` on stderr and exit with code 2; input and output paths are checked before
+disk, a value a library function rejects with a ValueError) print ONE line `kssl: error: ...` on stderr and exit with code 2; input and output paths are checked before
 any computation. Anything else (a bug) prints one line `kssl: internal error: ...` and exits with code 1. No
 traceback is shown unless the global `--debug` flag is given (`kssl --debug run ...`, or after the command).
 
@@ -335,6 +335,8 @@ def _describe_error(e: BaseException) -> tuple[int, str]:
 
     if isinstance(e, (UsageError, _config.ConfigError, outputs.OutputError)):
         return 2, f"{PROG}: error: {_one_line(e)}"
+    if isinstance(e, ValueError):  # the library's convention: a value the caller gave is not allowed (named in e)
+        return 2, f"{PROG}: error: {_one_line(e) or type(e).__name__}"
     if isinstance(e, OSError):  # the file system: a missing or unwritable path, a full disk, a failed download
         if e.strerror:
             text = e.strerror + (f": {str(e.filename)!r}" if e.filename is not None else "")

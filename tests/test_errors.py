@@ -197,6 +197,14 @@ def test_os_errors_are_one_line_exit_2(tmp, capsys, monkeypatch):
     assert str(tmp / "x") in err
 
 
+def test_a_value_error_of_the_library_is_one_line_exit_2(tmp, capsys, monkeypatch):
+    def bad_value(*args, **kwargs):
+        raise ValueError("dim = 50 exceeds the rank of the Gram (40); choose dim <= 40")
+
+    monkeypatch.setattr(report, "build_report", bad_value)
+    _one_line_error(capsys, _call(["report", str(tmp / "run")]), "dim = 50 exceeds the rank of the Gram (40)")
+
+
 def test_an_internal_error_is_one_line_exit_1_and_debug_shows_it(tmp, capsys, monkeypatch):
     def bug(*args, **kwargs):
         raise RuntimeError("something\nbroke")
