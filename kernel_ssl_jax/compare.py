@@ -50,7 +50,6 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -523,9 +522,12 @@ def run_cli(cfg: Mapping, *, objective: str, steps: int, dynamics_steps: int, ou
     from kernel_ssl_jax import experiment as _experiment
 
     stdout = stdout if stdout is not None else sys.stdout
-    where = Path(out_dir).expanduser()
-    if where.exists() and not where.is_dir():
-        raise _experiment.ConfigError(f"--out: {str(where)!r} exists and is not a directory")
+    from kernel_ssl_jax import outputs as _outputs
+
+    try:  # before any computation: a bad output folder fails at once
+        where = _outputs.check_output_dir(out_dir, "--out")
+    except _outputs.OutputError as e:
+        raise _experiment.ConfigError(str(e)) from None
     start = time.perf_counter()
     prog = _experiment.Progress(progress, stderr)
     prep = _experiment.prepare(cfg, prog)

@@ -60,7 +60,12 @@ __all__ = [
 FEATURE_PROBES = ("knn", "ridge", "logistic", "kernel_ridge")
 """Probes of the learnt representation: cosine k-NN, ridge and logistic on `f(x)`, kernel ridge with `k*`."""
 
-DATA_NEEDS_PATH = {"mnist": "the directory holding the MNIST IDX files or mnist.npz", "file": "the .npz or .csv file"}
+DATA_NEEDS_PATH = {"file": "the .npz or .csv file"}
+# Data sets that read data.path when it is set; with it empty, mnist and fashion_mnist are fetched into the cache
+# folder ($KSSL_DATA_DIR, else ~/.cache/kernel_ssl_jax) on first use.
+DATA_TAKES_PATH = {"mnist": "a directory holding the four MNIST IDX files or mnist.npz",
+                   "fashion_mnist": "a directory holding the four Fashion-MNIST IDX files or fashion_mnist.npz",
+                   **DATA_NEEDS_PATH}
 
 
 class ConfigError(ValueError):
@@ -200,8 +205,10 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "data": {
         "name": Option("str", "digits", "data set: " + ", ".join(_data.LOADERS) + " (digits is bundled offline)",
                        _choice(_data.LOADERS)),
-        "path": Option("str", "", "directory (mnist) or .npz/.csv file (file) to read; empty for the others"),
-        "test_size": Option("number", 0.2, "held-out test fraction in (0, 1), or a count (unused by mnist)",
+        "path": Option("str", "", "directory (mnist, fashion_mnist: local files; empty: download into $KSSL_DATA_DIR "
+                                  "or ~/.cache/kernel_ssl_jax on first use) or .npz/.csv file (file) to read; empty "
+                                  "for the others"),
+        "test_size": Option("number", 0.2, "held-out test fraction in (0, 1), or a count (unused by mnist, fashion_mnist)",
                             _test_size),
         "seed": Option("int", 0, "seed of the train/test split and of subsampling"),
         "max_train": Option("int", 0, "keep a seeded stratified subset of this many training samples (0: all)",
@@ -347,7 +354,7 @@ def validate(config: Mapping) -> dict[str, dict[str, Any]]:
     """Checks a whole configuration: every section and key known, every value of the right type and range.
 
     Missing keys are filled from the defaults. Checks that involve two keys are done here too (barlow needs two
-    views; mnist/file need `data.path`, the others must not set it).
+    views; file needs `data.path`, only mnist, fashion_mnist and file may set it).
 
     Returns:
       A new, normalised configuration dict.
@@ -361,9 +368,9 @@ def validate(config: Mapping) -> dict[str, dict[str, Any]]:
     name = cfg["data"]["name"]
     if name in DATA_NEEDS_PATH and not cfg["data"]["path"]:
         raise ConfigError(f"data.path is required for data.name = {name!r}: {DATA_NEEDS_PATH[name]}")
-    if name not in DATA_NEEDS_PATH and cfg["data"]["path"]:
+    if name not in DATA_TAKES_PATH and cfg["data"]["path"]:
         raise ConfigError(f"data.path is set ({cfg['data']['path']!r}) but data.name = {name!r} reads no files; "
-                          f"use data.name = mnist or file")
+                          f"use data.name = {', '.join(DATA_TAKES_PATH)}")
     if "barlow" in cfg["ssl"]["objectives"] and cfg["views"]["n_views"] < 2:
         raise ConfigError("views.n_views must be >= 2 when ssl.objectives includes barlow (it pairs views)")
     return cfg
@@ -406,11 +413,15 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def _read_toml(path: str | Path) -> dict:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; expected a TOML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
     except UnicodeDecodeError as e:

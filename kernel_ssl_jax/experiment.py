@@ -40,9 +40,6 @@ import contextlib
 import csv
 import io
 import json
-import os
-import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -60,6 +57,7 @@ from kernel_ssl_jax import evaluate as _evaluate
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
+from kernel_ssl_jax import outputs as _outputs
 from kernel_ssl_jax import spectral as _spectral
 
 __all__ = [
@@ -158,8 +156,8 @@ def load_data(cfg: Mapping) -> _data.Dataset:
     """
     d = cfg["data"]
     kw: dict[str, Any] = {"seed": d["seed"], "max_train": d["max_train"] or None, "max_test": d["max_test"] or None}
-    if d["name"] == "mnist":
-        kw["directory"] = d["path"]
+    if d["name"] in ("mnist", "fashion_mnist"):
+        kw["directory"] = d["path"] or None  # empty: fetched into the cache folder on first use
     else:
         kw["test_size"] = d["test_size"]
     if d["name"] == "file":
@@ -168,6 +166,8 @@ def load_data(cfg: Mapping) -> _data.Dataset:
         ds = _data.load(d["name"], **kw)
     except FileNotFoundError as e:
         raise ConfigError(f"data.path: {e}") from None
+    except _data.DownloadError as e:
+        raise ConfigError(f"data.name = {d['name']!r}: {e}") from None
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
     check_against_data(cfg, ds)
@@ -476,12 +476,7 @@ def _csv_text(accuracy: Mapping) -> str:
     return buf.getvalue()
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Writes `data` to `path` through a temporary file and `os.replace`: the file is complete or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+atomic_write = _outputs.atomic_write  # a file is complete or absent (see kernel_ssl_jax.outputs)
 
 
 def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray]:
@@ -514,30 +509,10 @@ def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray
             "labels": np.asarray(ds.y_test[idx]), "test_index": idx}
 
 
-@contextlib.contextmanager
-def new_run_folder(out_dir: str | Path, name: str):
-    """Yields `(tmp, final)` for a new run folder `<out_dir>/<timestamp>-<name>` (suffixed `-2`, `-3`, ... if taken).
-
-    Everything is written into the hidden folder `tmp`, renamed to `final` when the block ends without error and
-    removed otherwise: a run folder is complete or absent.
-    """
-    out_dir = Path(out_dir).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'run'}"
-    final, i = out_dir / base, 2
-    while final.exists():
-        final, i = out_dir / f"{base}-{i}", i + 1
-    tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        yield tmp, final
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+new_run_folder = _outputs.new_run_folder  # atomic claim of <timestamp>-<name>, filled in a hidden folder
 
 
-def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path) -> Path:
+def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path, *, what: str = "--out") -> Path:
     """Writes the run folder `<out_dir>/<timestamp>-<name>` (see `new_run_folder`) and returns its path.
 
     Files: `results.json`, `results.csv`, `config.toml`, `kernels.npz` (the heat-map matrices, see
@@ -545,7 +520,7 @@ def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | 
     `kernels.png` and `spectrum.png`. The data files are each written atomically (temporary file, then
     `os.replace`), and the folder appears only once everything is in it.
     """
-    with new_run_folder(out_dir, prep.cfg["output"]["name"] or prep.ds.name) as (tmp, final):
+    with new_run_folder(out_dir, prep.cfg["output"]["name"] or prep.ds.name, what=what) as (tmp, final):
         results["run_dir"] = str(final)
         atomic_write(tmp / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
         atomic_write(tmp / "results.csv", _csv_text(results["accuracy"]))
@@ -591,10 +566,11 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
     """
     start = time.perf_counter()
     cfg = _config.validate(config)
-    where = Path(out_dir if out_dir is not None else cfg["output"]["dir"]).expanduser()
-    if where.exists() and not where.is_dir():
-        what = "--out" if out_dir is not None else "output.dir"
-        raise ConfigError(f"{what}: {str(where)!r} exists and is not a directory")
+    what = "--out" if out_dir is not None else "output.dir"
+    try:  # before any computation: a bad output folder fails at once
+        _outputs.check_output_dir(out_dir if out_dir is not None else cfg["output"]["dir"], what)
+    except _outputs.OutputError as e:
+        raise ConfigError(str(e)) from None
     stdout = stdout if stdout is not None else sys.stdout
     prog = Progress(progress, stderr)
     prep = prepare(cfg, prog)
@@ -635,7 +611,8 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
     }
     with prog.stage("write", "results.json, results.csv, figures"):
         results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
-        run_dir = write_run(results, prep, solutions, out_dir if out_dir is not None else cfg["output"]["dir"])
+        run_dir = write_run(results, prep, solutions, out_dir if out_dir is not None else cfg["output"]["dir"],
+                            what=what)
     results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
 
     objectives = ssl["objectives"]

@@ -67,9 +67,58 @@ def load_source(source: str | Path) -> tuple[str, Any, Path]:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{str(path)!r} is not valid JSON: {e}") from None
-    if "accuracy" not in content:
+    if not isinstance(content, dict) or "accuracy" not in content:
         raise ConfigError(f"{str(path)!r} is not a 'kssl run' results.json (no 'accuracy')")
+    check_run_results(content, path)
     return "run", content, path.parent / "report"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_run_results(content: Mapping, path: str | Path = "results.json") -> None:
+    """Checks the fields of a run's `results.json` that the report reads, so that a damaged or hand-edited file is
+    one clear error naming the field, not a half-drawn report.
+
+    Raises:
+      ConfigError: a missing or empty field, or one of the wrong type (the message names the field and the file).
+    """
+    where = str(path)
+
+    def bad(field: str, problem: str):
+        return ConfigError(f"{where!r}: field {field!r} {problem}; rerun 'kssl run' to rewrite the run folder")
+
+    acc = content.get("accuracy")
+    if not isinstance(acc, Mapping):
+        raise bad("accuracy", f"must be a table of methods, got {type(acc).__name__}")
+    if not acc:
+        raise bad("accuracy", "is empty (no method was evaluated)")
+    budgets = None
+    for method, entry in acc.items():
+        if not isinstance(entry, Mapping) or not entry:
+            raise bad(f"accuracy.{method}", "is empty or not a table of label budgets")
+        if budgets is None:
+            budgets = list(entry)
+        elif list(entry) != budgets:
+            raise bad(f"accuracy.{method}", f"has label budgets {list(entry)}, other methods {budgets}")
+        for budget, cell in entry.items():
+            for stat in ("mean", "std"):
+                if not isinstance(cell, Mapping) or not _is_number(cell.get(stat)):
+                    raise bad(f"accuracy.{method}.{budget}.{stat}", "is missing or not a number")
+    cfg = content.get("config")
+    if not isinstance(cfg, Mapping) or not isinstance(cfg.get("ssl"), Mapping):
+        raise bad("config.ssl", "is missing")
+    ssl = cfg["ssl"]
+    if not isinstance(ssl.get("objectives"), list):
+        raise bad("config.ssl.objectives", "is missing or not a list")
+    for key in ("dim", "lam", "rcond"):
+        if not _is_number(ssl.get(key)):
+            raise bad(f"config.ssl.{key}", "is missing or not a number")
+    eig = content.get("eigenvalues", {})
+    if not isinstance(eig, Mapping) or not isinstance(eig.get("gram", []), list) \
+            or not isinstance(eig.get("targets", {}), Mapping):
+        raise bad("eigenvalues", "must be a table with a list 'gram' and a table 'targets'")
 
 
 def _fmt(v: Any) -> str:
@@ -465,12 +514,23 @@ def _canonical_params(r: Mapping) -> str:
 
 def build_report(source: str | Path, out_dir: str | Path | None = None, budget: str | None = None) -> Path:
     """Writes figures and `report.md` for a run folder / results.json or a sweep JSONL; returns the folder."""
+    from kernel_ssl_jax import outputs as _outputs
+
     kind, content, default_out = load_source(source)
-    out = Path(out_dir).expanduser() if out_dir is not None else default_out
+    try:  # before drawing anything
+        out = _outputs.check_output_dir(out_dir if out_dir is not None else default_out,
+                                        "--out" if out_dir is not None else "report folder")
+    except _outputs.OutputError as e:
+        raise ConfigError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
-    if kind == "run":  # default_out is <run folder>/report
-        lines = _run_report(content, out, default_out.parent)
-    else:
-        lines = _sweep_report(content, out, budget)
-    (out / "report.md").write_text("\n".join(lines))
+    try:
+        if kind == "run":  # default_out is <run folder>/report
+            lines = _run_report(content, out, default_out.parent)
+        else:
+            lines = _sweep_report(content, out, budget)
+    except (KeyError, IndexError, TypeError, StopIteration, AttributeError) as e:
+        what = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) and e.args else f"{type(e).__name__}: {e}"
+        raise ConfigError(f"{str(source)!r} is not a complete 'kssl {kind}' results file ({what}); rerun the job "
+                          f"that wrote it") from None
+    _outputs.atomic_write(out / "report.md", "\n".join(lines))
     return out

@@ -42,7 +42,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import fcntl
 import hashlib
 import itertools
@@ -55,6 +57,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kernel_ssl_jax import config as _config
+from kernel_ssl_jax import outputs as _outputs
 
 ConfigError = _config.ConfigError
 
@@ -211,12 +214,22 @@ def read_results(path: str | Path, *, repair: bool = False) -> list[dict]:
 
 
 def append_line(fd: int, record: Mapping) -> None:
-    """Appends `record` as ONE JSON line with one `os.write` on an `O_APPEND` descriptor, then `fsync`s."""
+    """Appends `record` as ONE JSON line with one `os.write` on an `O_APPEND` descriptor, then `fsync`s.
+
+    If the write fails or is short (a full disk), the file is cut back to its previous length before the error
+    propagates, so no partial line is left behind (the caller holds the file's exclusive lock).
+    """
     line = (json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n").encode()
-    written = os.write(fd, line)
-    if written != len(line):  # a regular file takes the whole write unless the disk is full
-        raise OSError(f"short write to the results file ({written} of {len(line)} bytes)")
-    os.fsync(fd)
+    size = os.fstat(fd).st_size
+    try:
+        written = _outputs._os_write(fd, line)
+        if written != len(line):  # a regular file takes the whole write unless the disk is full
+            raise OSError(errno.ENOSPC, f"short write to the results file ({written} of {len(line)} bytes)")
+        os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -504,6 +517,10 @@ def run_sweep(spec: SweepSpec, *, progress: bool = True, stream=None, max_points
     """
     stream = stream if stream is not None else sys.stderr
     start = time.perf_counter()
+    try:  # before any computation: a bad output path fails at once
+        _outputs.check_output_file(spec.output, "sweep.output")
+    except _outputs.OutputError as e:
+        raise ConfigError(str(e)) from None
     cache = _Cache()
     from kernel_ssl_jax import experiment
 
@@ -514,8 +531,6 @@ def run_sweep(spec: SweepSpec, *, progress: bool = True, stream=None, max_points
         except ConfigError as e:
             raise ConfigError(f"sweep point {p.index} {_canonical(p.params)}: {e}") from None
     out = spec.output
-    if out.exists() and not out.is_file():
-        raise ConfigError(f"sweep.output: {str(out)!r} exists and is not a file")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -254,7 +254,7 @@ BAD_INPUT = [
     (["--set", "ssl.dim"], "cannot parse --set 'ssl.dim'"),
     (["--set", "data.name=mnist", "--set", "data.path={tmp}/nowhere"], "data.path: MNIST directory"),
     (["--set", "data.name=file", "--set", "data.path={tmp}/nothing.npz"], "data.path: data file"),
-    (["--set", "data.name=mnist"], "data.path is required for data.name = 'mnist'"),
+    (["--set", "data.name=file"], "data.path is required for data.name = 'file'"),
     (["--config", "{tmp}/missing.toml"], "config file"),
     (["--config", "{tmp}/bad.toml"], "is not valid TOML"),
     (["--set", "data.name=moons"], "views: augmentation(s) rotation, shift need an image shape"),

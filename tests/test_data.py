@@ -354,6 +354,6 @@ def test_load_digits_default_and_unknown_name():
     ds = data.load("digits", max_train=100)
     assert ds.X_train.shape == (100, 64)
     with pytest.raises(
-        ValueError, match="unknown dataset 'cifar'; known: blobs, circles, digits, file, mnist, mnist1d, moons"
+        ValueError, match="unknown dataset 'cifar'; known: blobs, circles, digits, fashion_mnist, file, mnist, mnist1d, moons"
     ):
         data.load("cifar")
