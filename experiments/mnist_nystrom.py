@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import data, evaluate
+from kernel_ssl_jax import evaluate
+from kernel_ssl_jax.lab import data
 
 
 def _synthetic(n_train: int, n_test: int) -> data.Dataset:

@@ -14,7 +14,8 @@ import jax as _jax
 if _os.environ.get("KSSL_ENABLE_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
-from kernel_ssl_jax import augment, data, eigenbasis, evaluate, gradient, graphs, kernels, objectives, spectral, validation
+from kernel_ssl_jax import augment, eigenbasis, evaluate, gradient, graphs, kernels, objectives, spectral, validation
+from kernel_ssl_jax.lab import data
 from kernel_ssl_jax.estimator import KernelSSL
 from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth
 from kernel_ssl_jax.objectives import OBJECTIVES

@@ -1,4 +1,4 @@
-"""Tests for the `kssl` command line (kernel_ssl_jax/cli.py) and the main job it runs (kernel_ssl_jax/experiment.py).
+"""Tests for the `kssl` command line (kernel_ssl_jax/lab/cli.py) and the main job it runs (lab/experiment.py).
 
 The end-to-end test runs `kssl run` on a tiny configuration (200 digits x 2 views) and checks the run folder, the
 JSON structure and the printed table; the bad-input tests check the one-line error, exit code 2 and that nothing is
@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, config, experiment, graphs, kernels, report, spectral
+from kernel_ssl_jax import graphs, kernels, spectral
+from kernel_ssl_jax.lab import cli, config, experiment, report
 
 OBJECTIVES = ["contrastive", "vicreg", "vicreg_hard", "barlow"]
 

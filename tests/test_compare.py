@@ -1,4 +1,4 @@
-"""Closed form vs gradient descent, and the learning dynamics (kernel_ssl_jax/compare.py), plus `kssl compare`."""
+"""Closed form vs gradient descent, and the learning dynamics (kernel_ssl_jax/lab/compare.py), plus `kssl compare`."""
 
 import json
 import os
@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, compare, graphs, kernels
+from kernel_ssl_jax import graphs, kernels
+from kernel_ssl_jax.lab import cli, compare
 
 N, D_IN, DIM = 20, 4, 3
 KERNEL = kernels.rbf(1.5)

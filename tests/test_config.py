@@ -1,11 +1,11 @@
-"""Tests for kernel_ssl_jax/config.py: defaults, TOML round trip, overrides and one-line validation errors."""
+"""Tests for kernel_ssl_jax/lab/config.py: defaults, TOML round trip, overrides and one-line validation errors."""
 
 import sys
 from pathlib import Path
 
 import pytest
 
-from kernel_ssl_jax import config
+from kernel_ssl_jax.lab import config
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,4 +1,4 @@
-"""Tests for kernel_ssl_jax.data: built-in data sets, the IDX reader, MNIST and generic files, dispatch."""
+"""Tests for kernel_ssl_jax.lab.data: built-in data sets, the IDX reader, MNIST and generic files, dispatch."""
 
 import gzip
 import random
@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import data
+from kernel_ssl_jax.lab import data
 
 # ----------------------------------------------------------------------------------------------------------------------
 # An independent IDX writer: the reference the reader is tested against.
@@ -354,6 +354,7 @@ def test_load_digits_default_and_unknown_name():
     ds = data.load("digits", max_train=100)
     assert ds.X_train.shape == (100, 64)
     with pytest.raises(
-        ValueError, match="unknown dataset 'cifar'; known: blobs, circles, digits, fashion_mnist, file, mnist, mnist1d, moons"
+        ValueError,
+        match="unknown dataset 'cifar'; known: blobs, circles, digits, fashion_mnist, file, mnist, mnist1d, moons"
     ):
         data.load("cifar")

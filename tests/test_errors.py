@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kernel_ssl_jax import cli, config, outputs, report
+from kernel_ssl_jax.lab import cli, config, outputs, report
 
 SWEEP = """
 [data]

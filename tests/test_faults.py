@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_ssl_jax import cli, config, outputs, sweep
+from kernel_ssl_jax.lab import cli, config, outputs, sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -202,8 +202,9 @@ def test_concurrent_runs_in_the_same_folder_and_second_get_distinct_folders(tmp_
     out, go = tmp_path / "runs", tmp_path / "go"
     script = tmp_path / "claim.py"
     script.write_text(CLAIM)
-    procs = [subprocess.Popen([sys.executable, str(script), str(REPO / "kernel_ssl_jax" / "outputs.py"), str(out),
-                               str(go)], stderr=subprocess.PIPE) for _ in range(8)]
+    outputs_py = str(REPO / "kernel_ssl_jax" / "lab" / "outputs.py")
+    procs = [subprocess.Popen([sys.executable, str(script), outputs_py, str(out), str(go)], stderr=subprocess.PIPE)
+             for _ in range(8)]
     time.sleep(0.3)
     go.touch()
     for p in procs:
@@ -213,7 +214,7 @@ def test_concurrent_runs_in_the_same_folder_and_second_get_distinct_folders(tmp_
                                                [f"20260101-000000-same-{i}" for i in range(2, 9)])
     results = [json.loads((f / "results.json").read_text()) for f in folders]
     assert sorted(r["pid"] for r in results) == sorted(p.pid for p in procs), "every result kept"
-    assert all(r["run_dir"] == str(f) for r, f in zip(results, folders)), "each names its own folder"
+    assert all(r["run_dir"] == str(f) for r, f in zip(results, folders, strict=True)), "each names its own folder"
 
 
 def test_a_complete_folder_is_never_overwritten(tmp_path):

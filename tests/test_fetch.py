@@ -1,4 +1,4 @@
-"""Tests of the MNIST / Fashion-MNIST download (kernel_ssl_jax/data.py: `fetch`, `mnist`, `fashion_mnist`).
+"""Tests of the MNIST / Fashion-MNIST download (kernel_ssl_jax/lab/data.py: `fetch`, `mnist`, `fashion_mnist`).
 
 Nothing leaves the machine: each test makes tiny IDX files, serves them from a local `http.server` on 127.0.0.1 in a
 thread, and passes the mirror URL and the files' md5 checksums (computed here) to the loaders.
@@ -17,7 +17,7 @@ import threading
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, data
+from kernel_ssl_jax.lab import cli, data
 
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
          "t10k-labels-idx1-ubyte.gz"]
@@ -55,7 +55,7 @@ class _Server:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
                 server.requests.append(name)
                 blob = server.files.get(name)
@@ -196,7 +196,7 @@ def test_known_checksums_are_the_published_ones():
 
 
 def test_config_data_name_fetches_through_experiment_load_data(tmp_path, served, monkeypatch):
-    from kernel_ssl_jax import config, experiment
+    from kernel_ssl_jax.lab import config, experiment
 
     server, registry, arrays = served
     monkeypatch.setenv("KSSL_DATA_DIR", str(tmp_path / "cache"))

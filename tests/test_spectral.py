@@ -398,7 +398,7 @@ def test_property_finite_and_consistent(n, a, objective, kernel, lam, beta, dim_
     (dict(objective="simclr"), ValueError, "objective must be one of"),
     (dict(dim=0), ValueError, "dim must be an integer >= 1, got 0"),
     (dict(dim=2.5), TypeError, "dim must be an integer >= 1, got 2.5"),
-    (dict(dim=100), ValueError, "dim = 100 exceeds the rank of the Gram matrix .16 at rcond=.*largest feasible dim is 16"),
+    (dict(dim=100), ValueError, "dim = 100 exceeds the rank of the Gram matrix .16 at rcond=.*feasible dim is 16"),
     (dict(lam=-1.0), ValueError, "lam must be a finite number >= 0"),
     (dict(beta=-0.1), ValueError, "beta must be a finite number >= 0"),
     (dict(lam="big"), TypeError, "lam must be a real number"),

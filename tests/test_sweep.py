@@ -1,4 +1,4 @@
-"""Tests of kernel_ssl_jax/sweep.py and kernel_ssl_jax/report.py: batched = single solves, nested dims, kill and
+"""Tests of kernel_ssl_jax/lab/sweep.py and kernel_ssl_jax/lab/report.py: batched = single solves, nested dims, kill and
 resume with nothing lost or duplicated, clear errors for bad sweep keys, reports rebuilt from files alone."""
 
 import json
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import cli, config, experiment, report, spectral, sweep
+from kernel_ssl_jax import spectral
+from kernel_ssl_jax.lab import cli, config, experiment, report, sweep
 
 TINY = """
 [data]

@@ -31,6 +31,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "atomic_write",
+    "write_once",
     "write_all",
     "new_run_folder",
     "clean_stale_partials",
@@ -116,6 +117,11 @@ def check_output_file(path: str | Path, what: str = "--out") -> Path:
         return path
     _check_creatable(path, what)
     return path
+
+
+def write_once(fd: int, data: bytes) -> int:
+    """One `os.write` (an `O_APPEND` line is appended whole or not at all); returns the bytes written."""
+    return _os_write(fd, data)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -6,7 +6,8 @@ code); adding one is adding an entry. Shared pieces for subcommands that read a 
 
 Errors the user can fix (unknown data set, objective or config key, a wrong type, an unparsable `--set`, a missing
 file or directory, an output folder that cannot be created or written, a bad option, a damaged results file, a full
-disk, a value a library function rejects with a ValueError) print ONE line `kssl: error: ...` on stderr and exit with code 2; input and output paths are checked before
+disk, a value a library function rejects with a ValueError) print ONE line `kssl: error: ...` on stderr and exit
+with code 2; input and output paths are checked before
 any computation. Anything else (a bug) prints one line `kssl: internal error: ...` and exits with code 1. No
 traceback is shown unless the global `--debug` flag is given (`kssl --debug run ...`, or after the command).
 
@@ -24,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from kernel_ssl_jax import config as _config
+from kernel_ssl_jax.lab import config as _config
 
 __all__ = ["Command", "COMMANDS", "UsageError", "add_config_arguments", "config_from_args", "build_parser", "main"]
 
@@ -96,7 +97,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_dir(path, what: str) -> None:
-    from kernel_ssl_jax import outputs
+    from kernel_ssl_jax.lab import outputs
 
     try:
         outputs.check_output_dir(path, what)
@@ -108,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _check_dir(args.out if args.out is not None else cfg["output"]["dir"],
                "--out" if args.out is not None else "output.dir")
-    from kernel_ssl_jax import experiment  # jax is imported only when there is work to do
+    from kernel_ssl_jax.lab import experiment  # jax is imported only when there is work to do
 
     experiment.run(cfg, out_dir=args.out, progress=not args.quiet)
     return 0
@@ -179,7 +180,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from kernel_ssl_jax import compare  # jax is imported only when there is work to do
+    from kernel_ssl_jax.lab import compare  # jax is imported only when there is work to do
 
     overrides = [*compare.CLI_DEFAULTS, *args.overrides, f'ssl.objectives=["{args.objective}"]']
     for key, value in (("ssl.dim", args.dim), ("ssl.lam", args.lam), ("data.max_train", args.n_sources)):
@@ -226,10 +227,10 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from kernel_ssl_jax import sweep
+    from kernel_ssl_jax.lab import sweep
 
     spec = sweep.load_sweep(args.config, output=args.out)
-    from kernel_ssl_jax import outputs
+    from kernel_ssl_jax.lab import outputs
 
     try:
         outputs.check_output_file(spec.output, "--out" if args.out is not None else "sweep.output")
@@ -261,7 +262,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from kernel_ssl_jax import report
+    from kernel_ssl_jax.lab import report
 
     out = report.build_report(args.source, out_dir=args.out, budget=args.budget)
     print(f"report: {out / 'report.md'}")
@@ -321,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - every error becomes one line (the traceback only with --debug)
+    except Exception as e:
         code, line = _describe_error(e)
         if debug:
             traceback.print_exc(file=sys.stderr)
@@ -331,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _describe_error(e: BaseException) -> tuple[int, str]:
     """`(exit code, one line)` for an exception escaping a command: 2 for errors the user can fix, 1 for bugs."""
-    from kernel_ssl_jax import outputs
+    from kernel_ssl_jax.lab import outputs
 
     if isinstance(e, (UsageError, _config.ConfigError, outputs.OutputError)):
         return 2, f"{PROG}: error: {_one_line(e)}"

@@ -519,10 +519,10 @@ def run_cli(cfg: Mapping, *, objective: str, steps: int, dynamics_steps: int, ou
     Raises:
       config.ConfigError: bad configuration or data; ValueError: what the solvers reject (nothing written).
     """
-    from kernel_ssl_jax import experiment as _experiment
+    from kernel_ssl_jax.lab import experiment as _experiment
 
     stdout = stdout if stdout is not None else sys.stdout
-    from kernel_ssl_jax import outputs as _outputs
+    from kernel_ssl_jax.lab import outputs as _outputs
 
     try:  # before any computation: a bad output folder fails at once
         where = _outputs.check_output_dir(out_dir, "--out")

@@ -456,7 +456,7 @@ def fetch(name: str, directory: str | os.PathLike | None = None, *, mirrors: Seq
                     failures.append((url, "the download does not match its checksum " + known_hash
                                      + " (corrupted or changed file; it was not kept)" if "hash" in str(e).lower()
                                      else _short(e)))
-                except Exception as e:  # noqa: BLE001 - no network, HTTP errors, timeouts: try the next mirror
+                except Exception as e:
                     failures.append((url, _short(e)))
             else:
                 url, why = failures[0]

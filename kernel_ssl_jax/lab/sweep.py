@@ -56,8 +56,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kernel_ssl_jax import config as _config
-from kernel_ssl_jax import outputs as _outputs
+from kernel_ssl_jax.lab import config as _config
+from kernel_ssl_jax.lab import outputs as _outputs
 
 ConfigError = _config.ConfigError
 
@@ -145,20 +145,20 @@ def parse_sweep(raw: Mapping, *, where: str = "", default_output: str | Path | N
     grid_raw = sweep.get("grid")
     if not isinstance(grid_raw, Mapping) or not grid_raw:
         raise ConfigError(f"sweep.grid{where} must be a non-empty table of \"section.key\" = [values]")
-    base = _config.validate(_config._merge(_config.defaults(), raw, where))
+    base = _config.validate(_config.merge(_config.defaults(), raw, where))
     grid: dict[str, list] = {}
     for name, values in grid_raw.items():
         section, key = _grid_key(name, where)
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.grid.\"{name}\"{where} must be a non-empty array of values, got "
-                              f"{_config._describe_value(values)}")
-        checked = [_config._check_key(section, key, v, f" (sweep.grid{where})") for v in values]
+                              f"{_config.describe_value(values)}")
+        checked = [_config.check_key(section, key, v, f" (sweep.grid{where})") for v in values]
         if len({_canonical(v) for v in checked}) != len(checked):
             raise ConfigError(f"sweep.grid.\"{name}\"{where} lists a value twice: {values}")
         grid[name] = checked
     output = sweep.get("output", "")
     if not isinstance(output, str):
-        raise ConfigError(f"sweep.output{where} must be a string path, got {_config._describe_value(output)}")
+        raise ConfigError(f"sweep.output{where} must be a string path, got {_config.describe_value(output)}")
     if not output:
         stem = default_output if default_output is not None else "sweep"
         output = str(Path(base["output"]["dir"]) / f"sweep-{stem}.jsonl")
@@ -180,7 +180,7 @@ def parse_sweep(raw: Mapping, *, where: str = "", default_output: str | Path | N
 
 def load_sweep(path: str | Path, output: str | Path | None = None) -> SweepSpec:
     """Reads and validates a sweep TOML file (see the module docstring); `output` overrides `sweep.output`."""
-    raw = _config._read_toml(path)
+    raw = _config.read_toml(path)
     if output is not None and isinstance(raw.get("sweep"), dict):
         raw["sweep"]["output"] = str(output)
     return parse_sweep(raw, where=f" in {str(path)!r}", default_output=Path(path).stem)
@@ -222,7 +222,7 @@ def append_line(fd: int, record: Mapping) -> None:
     line = (json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n").encode()
     size = os.fstat(fd).st_size
     try:
-        written = _outputs._os_write(fd, line)
+        written = _outputs.write_once(fd, line)
         if written != len(line):  # a regular file takes the whole write unless the disk is full
             raise OSError(errno.ENOSPC, f"short write to the results file ({written} of {len(line)} bytes)")
         os.fsync(fd)
@@ -310,7 +310,7 @@ class _Cache:
         self.graph: dict[str, Any] = {}
 
     def dataset(self, cfg):
-        from kernel_ssl_jax import experiment
+        from kernel_ssl_jax.lab import experiment
 
         k = _canonical(cfg["data"])
         if k not in self.data:
@@ -322,7 +322,9 @@ class _Cache:
         import jax.numpy as jnp
         import numpy as np
 
-        from kernel_ssl_jax import augment, experiment
+        from kernel_ssl_jax import augment
+
+        from kernel_ssl_jax.lab import experiment
 
         k = _canonical([cfg["data"], cfg["views"]])
         if k not in self.views:
@@ -339,7 +341,7 @@ class _Cache:
         return self.views[k]
 
     def adjacency(self, cfg):
-        from kernel_ssl_jax import experiment
+        from kernel_ssl_jax.lab import experiment
 
         k = _canonical([cfg["data"], cfg["views"], cfg["graph"]])
         if k not in self.graph:
@@ -356,7 +358,9 @@ class _Group:
         import jax.numpy as jnp
         import numpy as np
 
-        from kernel_ssl_jax import experiment, graphs, kernels
+        from kernel_ssl_jax import graphs, kernels
+
+        from kernel_ssl_jax.lab import experiment
 
         self.cfg = cfg
         self.ds = cache.dataset(cfg)
@@ -522,7 +526,7 @@ def run_sweep(spec: SweepSpec, *, progress: bool = True, stream=None, max_points
     except _outputs.OutputError as e:
         raise ConfigError(str(e)) from None
     cache = _Cache()
-    from kernel_ssl_jax import experiment
+    from kernel_ssl_jax.lab import experiment
 
     # Data-dependent validation for every point before the results file is touched.
     for p in spec.points:

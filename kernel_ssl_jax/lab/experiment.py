@@ -51,13 +51,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernel_ssl_jax import augment as _augment
-from kernel_ssl_jax import config as _config
-from kernel_ssl_jax import data as _data
+from kernel_ssl_jax.lab import config as _config
+from kernel_ssl_jax.lab import data as _data
+from kernel_ssl_jax.lab import figures as _figures
 from kernel_ssl_jax import evaluate as _evaluate
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
-from kernel_ssl_jax import objectives as _objectives
-from kernel_ssl_jax import outputs as _outputs
+from kernel_ssl_jax.lab import outputs as _outputs
 from kernel_ssl_jax import spectral as _spectral
 
 __all__ = [
@@ -476,7 +476,7 @@ def _csv_text(accuracy: Mapping) -> str:
     return buf.getvalue()
 
 
-atomic_write = _outputs.atomic_write  # a file is complete or absent (see kernel_ssl_jax.outputs)
+atomic_write = _outputs.atomic_write  # a file is complete or absent (see kernel_ssl_jax.lab.outputs)
 
 
 def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray]:
@@ -486,7 +486,7 @@ def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray
     normalised as `k(x, y) / sqrt(k(x, x) k(y, y))` (for the induced kernel `k*` the cosine of `f(x), f(y)`).
 
     Returns:
-      The arrays of `kernels.npz` (`report.load_kernel_heatmaps` reads them back): `names` (P,) (`"base"`, then
+      The arrays of `kernels.npz` (`figures.load_kernel_heatmaps` reads them back): `names` (P,) (`"base"`, then
       the objectives), `kernels` (P, n, n) float32, `labels` (n,) and `test_index` (n,) (rows of the test set).
     """
     ds, ev = prep.ds, prep.cfg["eval"]
@@ -530,11 +530,9 @@ def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | 
         np.savez(buf, **heatmaps)
         atomic_write(tmp / "kernels.npz", buf.getvalue())
         if prep.cfg["output"]["figures"]:
-            from kernel_ssl_jax import report
-
-            report.figure_accuracy(results["accuracy"], list(solutions), tmp / "accuracy.png")
-            report.figure_kernels(heatmaps, tmp / "kernels.png")
-            report.figure_spectrum(results["eigenvalues"], prep.cfg["ssl"], tmp / "spectrum.png")
+            _figures.figure_accuracy(results["accuracy"], list(solutions), tmp / "accuracy.png")
+            _figures.figure_kernels(heatmaps, tmp / "kernels.png")
+            _figures.figure_spectrum(results["eigenvalues"], prep.cfg["ssl"], tmp / "spectrum.png")
     return final
 
 
