@@ -204,10 +204,11 @@ def _pad_rows(C: Array, w: Array, dim: int) -> tuple[Array, Array]:
     return jnp.pad(C, ((0, missing), (0, 0))), jnp.pad(w, (0, missing))
 
 
-def live(mu: Array) -> Array:
-    """Which target eigenvalues (descending) are numerically nonzero; the others get zero rows (optimal, as beyond
-    the target's rank)."""
-    return mu > mu[0] * mu.shape[0] * jnp.finfo(mu.dtype).eps
+def live(mu: Array, tol=None) -> Array:
+    """Which target eigenvalues (descending) are numerically nonzero, above `tol * mu[0]` (default: the rounding of
+    their eigenproblem, `len(mu) eps`); the others get zero rows (optimal, as beyond the target's rank)."""
+    tol = mu.shape[0] * jnp.finfo(mu.dtype).eps if tol is None else tol
+    return mu > mu[0] * tol
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -270,13 +271,13 @@ def solve_factored(s: Array, B: Array, lam, dim: int):
     return W.T @ (B * t2[None, :]), mu
 
 
-def top_of_gram(H: Array, dim: int) -> tuple[Array, Array]:
+def top_of_gram(H: Array, dim: int, tol=None) -> tuple[Array, Array]:
     """Top `min(dim, n)` eigenpairs of an `(n, n)` target Gram, padded to `dim` with zero columns (rank < dim).
 
-    Returns `(mu (dim,), W (n, dim))`; directions with numerically zero `mu` get zero columns. The structured paths
-    (the factored target above, and the Cholesky path of `spectral`) map `W` back to coefficients.
+    Returns `(mu (dim,), W (n, dim))`; directions with numerically zero `mu` (`live` at `tol`) get zero columns. The
+    structured paths (the factored target above, and the Cholesky path of `spectral`) map `W` back to coefficients.
     """
     mu, W = top(H, min(dim, H.shape[0]))
-    W = jnp.where(live(mu)[None, :], W, 0.0)
+    W = jnp.where(live(mu, tol)[None, :], W, 0.0)
     Wt, mu = _pad_rows(W.T, mu, dim)
     return mu, Wt.T

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from kernel_ssl_jax import validation as _v
 
 Array = jax.Array
 
@@ -56,7 +57,9 @@ def _polynomial(xy, xx, yy, d, *, degree, scale, offset):
 
 def _rbf(xy, xx, yy, d, *, bandwidth):
     del d
-    return jnp.exp(-_sq_dist(xy, xx, yy) / (2.0 * bandwidth**2))
+    # Divided by the bandwidth twice, not by its square: bandwidth**2 underflows to 0 for tiny bandwidths (0/0 on the
+    # diagonal), while d2 / bw / bw goes to +inf off the diagonal and stays 0 on it.
+    return jnp.exp(-0.5 * (_sq_dist(xy, xx, yy) / bandwidth) / bandwidth)
 
 
 def _laplacian(xy, xx, yy, d, *, bandwidth):
@@ -157,16 +160,10 @@ jax.tree_util.register_pytree_node(
 )
 
 
-def _check_nonneg(name: str, value, *, strict: bool = False) -> float:
-    if isinstance(value, (jax.core.Tracer,)):
-        return value
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (strict and v == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {value!r}")
-    return value
+def _check_nonneg(name: str, value, *, strict: bool = False):
+    # Stored as a Python float (a numeric string such as "2" is refused here, not later inside JAX).
+    value = _v.real(name, value, strict=strict)
+    return value if _v.is_traced(value) else float(value)
 
 
 def linear() -> Kernel:
@@ -180,11 +177,10 @@ def polynomial(degree: int = 2, scale: float = 1.0, offset: float = 1.0) -> Kern
     Raises:
       ValueError: if `degree` is not a positive integer or `scale`/`offset` is negative.
     """
-    if not isinstance(degree, (int, np.integer)) or isinstance(degree, bool) or degree < 1:
-        raise ValueError(f"degree must be a positive integer, got {degree!r}")
-    _check_nonneg("scale", scale)
-    _check_nonneg("offset", offset)
-    return Kernel("polynomial", {"scale": scale, "offset": offset}, (("degree", int(degree)),))
+    degree = _v.integer("degree", degree)
+    scale = _check_nonneg("scale", scale)
+    offset = _check_nonneg("offset", offset)
+    return Kernel("polynomial", {"scale": scale, "offset": offset}, (("degree", degree),))
 
 
 def rbf(bandwidth: float = 1.0) -> Kernel:
@@ -196,8 +192,7 @@ def rbf(bandwidth: float = 1.0) -> Kernel:
     Example:
       >>> K = gram(rbf(bandwidth=2.0), jnp.ones((4, 3)))
     """
-    _check_nonneg("bandwidth", bandwidth, strict=True)
-    return Kernel("rbf", {"bandwidth": bandwidth})
+    return Kernel("rbf", {"bandwidth": _check_nonneg("bandwidth", bandwidth, strict=True)})
 
 
 def laplacian(bandwidth: float = 1.0) -> Kernel:
@@ -206,16 +201,14 @@ def laplacian(bandwidth: float = 1.0) -> Kernel:
     Raises:
       ValueError: if `bandwidth` is not a finite positive number.
     """
-    _check_nonneg("bandwidth", bandwidth, strict=True)
-    return Kernel("laplacian", {"bandwidth": bandwidth})
+    return Kernel("laplacian", {"bandwidth": _check_nonneg("bandwidth", bandwidth, strict=True)})
 
 
 def _relu_kernel(name: str, depth: int, w_var: float, b_var: float) -> Kernel:
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 0:
-        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-    _check_nonneg("w_var", w_var, strict=True)
-    _check_nonneg("b_var", b_var)
-    return Kernel(name, {"w_var": w_var, "b_var": b_var}, (("depth", int(depth)),))
+    depth = _v.integer("depth", depth, minimum=0)
+    w_var = _check_nonneg("w_var", w_var, strict=True)
+    b_var = _check_nonneg("b_var", b_var)
+    return Kernel(name, {"w_var": w_var, "b_var": b_var}, (("depth", depth),))
 
 
 def nngp(depth: int = 1, w_var: float = 2.0, b_var: float = 0.0) -> Kernel:
@@ -254,13 +247,6 @@ def by_name(name: str, **params) -> Kernel:
         return KERNELS[name](**params)
     except TypeError as e:
         raise ValueError(f"bad parameters for kernel {name!r}: {e}") from None
-
-
-def _as_2d(name: str, X) -> Array:
-    X = jnp.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    return X
 
 
 @jax.jit
@@ -331,20 +317,28 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
       `(n, m)` array.
 
     Raises:
-      ValueError: if `X` or `Y` is not 2-D, their feature dimensions differ, or `block_size < 1`.
+      TypeError: `X`/`Y` not real arrays, `block_size` not an integer, `kernel` not callable.
+      ValueError: if `X` or `Y` is not 2-D, empty or not finite, their feature dimensions differ, `block_size < 1`,
+        or the Gram of finite input is not finite (the kernel overflows on this data).
 
     Example:
       >>> X = jnp.arange(6.0).reshape(3, 2)
       >>> gram(linear(), X).shape
       (3, 3)
     """
-    X = _as_2d("X", X)
+    X = _v.array("X", X)
     sym = Y is None
-    Y = X if sym else _as_2d("Y", Y)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X and Y must have the same number of features, got {X.shape[1]} and {Y.shape[1]}")
-    if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
-        raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+    Y = X if sym else _v.array("Y", Y, d=X.shape[1])
+    block_size = _v.integer("block_size", block_size, allow_none=True)
+    K = _gram(kernel, X, Y, sym, block_size)
+    if not (_v.is_traced(X) or _v.is_traced(Y) or _v.is_traced(K)) and not bool(jnp.all(jnp.isfinite(K))):
+        raise ValueError(f"the Gram matrix under {kernel!r} has NaN or Inf although X is finite: the kernel's "
+                         "hyper-parameters overflow on this data (e.g. a high polynomial degree); rescale X or "
+                         "change them")
+    return K
+
+
+def _gram(kernel, X: Array, Y: Array, sym: bool, block_size: int | None) -> Array:
     dtype = jnp.result_type(X.dtype, Y.dtype)
     if not jnp.issubdtype(dtype, jnp.inexact):
         # Integer data (e.g. uint8 pixels) would overflow in x . y: compute in the default float dtype instead.

@@ -189,8 +189,15 @@ def _clique_cholesky(K, groups, lam, dim, n_sources):
     E = jax.nn.one_hot(groups, n_sources, dtype=K.dtype)
     factor = jax.scipy.linalg.cho_factor(K + lam * jnp.eye(N, dtype=K.dtype), lower=True)
     Y = jax.scipy.linalg.cho_solve(factor, E)
-    mu, W = _eb.top_of_gram(E.T @ E - lam * (E.T @ Y), dim)
+    mu, W = _eb.top_of_gram(E.T @ E - lam * (E.T @ Y), dim, _cholesky_tol(K, lam))
     return W.T @ Y.T, mu
+
+
+def _cholesky_tol(K, lam):
+    # The rounding of H = E^T K (K + lam I)^-1 E relative to its largest eigenvalue: N eps cond(K + lam I), with
+    # tr(K) >= max(s) bounding the condition number without decomposing K. A direction below it has
+    # s / (s + lam) at the level of K's own default cut-off (`N eps max(s)`): treated as beyond the rank.
+    return K.shape[0] * jnp.finfo(K.dtype).eps * (1.0 + jnp.trace(K) / lam)
 
 
 def _rank(s, rcond: float) -> int:
@@ -402,7 +409,7 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solut
     N = K.shape[0]
     coef, w = _clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(np.max(cliques)) + 1)
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
-    if int(np.sum(_eb.live(w))) < dim:
+    if int(np.sum(_eb.live(w, _cholesky_tol(K, lam)))) < dim:
         _eb.check_rank(dim, _rank(jnp.linalg.eigvalsh(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
                      gram_eigenvalues=jnp.zeros((0,), K.dtype), method="structured-cholesky")

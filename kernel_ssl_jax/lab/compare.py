@@ -213,8 +213,7 @@ def compare(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT
     labelled = [v is not None for v in (X_probe, y_probe, y_test)]
     if any(labelled) and not all(labelled):
         raise ValueError("downstream accuracy needs all of X_probe, y_probe and y_test (or none of them)")
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = _validation.integer("steps", steps)
     key = jax.random.key(seed) if key is None else key
     optimizer = default_optimizer(objective, steps) if optimizer is None else optimizer
     kw_graph = dict(pairs=pairs) if objective == "barlow" else dict(A=A)

@@ -27,6 +27,8 @@ import numpy as np
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
 
+from kernel_ssl_jax import validation as _validation
+
 
 class Dataset(NamedTuple):
     """A train/test split of a labelled data set.
@@ -73,11 +75,7 @@ def _check_test_size(test_size) -> float:
 
 
 def _check_count(name: str, value, minimum: int = 1, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if allow_none else ''}; got {value!r}")
-    return int(value)
+    return _validation.integer(name, value, minimum=minimum, allow_none=allow_none)
 
 
 def _encode_labels(*ys: np.ndarray) -> list[np.ndarray]:
