@@ -312,9 +312,9 @@ def test_probe_errors_name_the_argument():
         ridge_probe(F, y - 1, Ft)
     with pytest.raises(ValueError, match="y_train must hold integer class labels"):
         ridge_probe(F, y + 0.5, Ft)
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         logistic_probe(F, y, Ft, steps=0)
-    with pytest.raises(ValueError, match="learning_rate must be a finite positive number"):
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
         logistic_probe(F, y, Ft, learning_rate=0.0)
 
 
