@@ -50,9 +50,8 @@ RUN_FILES = {"config.toml", "kernels.npz", "results.csv", "results.json"}
 
 
 def _env(tmp_path):
-    return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
-                JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    del tmp_path  # the suite's persistent compilation cache (conftest.py) is inherited
+    return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
 
 
 def _start(tmp_path, tag, *args):

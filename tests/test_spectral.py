@@ -366,13 +366,14 @@ def test_decomposition_shared_across_objectives():
 # Property-based: random sizes, dim, lam, beta, kernels
 
 
+# A few fixed shapes (two sizes, dim in 1..3): the values vary freely, the compilations stay bounded (each new shape
+# or static argument is an XLA compilation, which dominated this test's time).
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(3, 7), a=st.integers(2, 3), objective=st.sampled_from(objectives.OBJECTIVES),
+@given(n=st.sampled_from([4, 6]), objective=st.sampled_from(objectives.OBJECTIVES),
        kernel=st.sampled_from(sorted(KERNELS)), lam=st.floats(0.0, 3.0), beta=st.floats(0.0, 1.5),
-       dim_frac=st.floats(0.0, 1.0), seed=st.integers(0, 1000), weighted=st.booleans())
-def test_property_finite_and_consistent(n, a, objective, kernel, lam, beta, dim_frac, seed, weighted):
-    X, A, pairs, k = problem(objective, kernel, n=n, a=a, seed=seed, weighted=weighted)
-    dim = 1 + int(dim_frac * (n - 1))
+       dim=st.integers(1, 3), seed=st.integers(0, 1000), weighted=st.booleans())
+def test_property_finite_and_consistent(n, objective, kernel, lam, beta, dim, seed, weighted):
+    X, A, pairs, k = problem(objective, kernel, n=n, a=2, seed=seed, weighted=weighted)
     try:
         sol = kssl.solve(objective, X, None if objective == "barlow" else A, kernel=k, dim=dim, lam=lam,
                          beta=beta, pairs=pairs)
