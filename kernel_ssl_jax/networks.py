@@ -23,10 +23,11 @@ all examples at once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +40,9 @@ Array = jax.Array
 __all__ = ["Network", "mlp", "cnn", "empirical_nngp", "empirical_ntk", "readout_matrix", "with_readout"]
 
 
-class Network(NamedTuple):
-    """A network as pure functions, with its infinite-width kernels.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Network:
+    """A network as pure functions, with its infinite-width kernels (hashed by identity: a valid static argument).
 
     Attributes:
       init: `init(key, input_shape) -> params` (all entries N(0, 1)).
