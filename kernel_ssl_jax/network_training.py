@@ -209,7 +209,7 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
         leaves, tree = jax.tree_util.tree_flatten(params0)
         keys = jax.random.split(k_start, len(leaves))
         theta = jax.tree_util.tree_unflatten(tree, [p + init_scale * jax.random.normal(k, p.shape, p.dtype)
-                                                    for p, k in zip(leaves, keys)])
+                                                    for p, k in zip(leaves, keys, strict=True)])
     run = _make_run(network, train, bool(linearize) and train == "all", objective, optimizer, int(steps))
     theta, history, final = run(theta, params0, X, A, v1, v2, jnp.asarray(lam, X.dtype), jnp.asarray(beta, X.dtype))
     if not bool(jnp.isfinite(final)):

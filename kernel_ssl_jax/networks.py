@@ -12,9 +12,10 @@ Two architectures, NTK parameterisation (every weight and bias i.i.d. N(0, 1), s
 A `Network` is a pair of pure functions in the manner of `optax.GradientTransformation`: `init(key, input_shape)`
 returns the parameters (a pytree `{"hidden": [{"W", "b"}, ...], "readout": {"W", "b"}}`), `apply(params, x)` maps
 ONE example to `(out_dim,)` (batch it with `jax.vmap`). `features(params, x)` is the last hidden layer as the readout
-sees it: `f(x) = [W_out, b_out] @ features(params, x)` exactly (`readout_matrix`), with the constant feature `sqrt(b_var)` appended when
-`b_var > 0`. Its Gram `features . features` is the empirical NNGP (the NNGP given the hidden layers: the
-expectation of `f_m(x) f_m(y)` over the readout weights), and readout-only training is linear regression on it.
+sees it: `f(x) = [W_out, b_out] @ features(params, x)` exactly (`readout_matrix`), with the constant feature
+`sqrt(b_var)` appended when `b_var > 0`. Its Gram `features . features` is the empirical NNGP (the NNGP given the
+hidden layers: the expectation of `f_m(x) f_m(y)` over the readout weights), and readout-only training is linear
+regression on it.
 
 The empirical NTK `sum_theta df_m(x)/dtheta df_m'(y)/dtheta` is computed in blocks of examples from Jacobians
 (`jax.jacrev`: one `vjp` per output, vmapped): memory `O(block_size * out_dim * n_params)`, never the Jacobian of
@@ -86,7 +87,7 @@ def _normal_layers(key, shapes) -> list[dict]:
     leaves, start = [], 0
     for pair in shapes:
         layer = {}
-        for name, shape in zip(("W", "b"), pair):
+        for name, shape in zip(("W", "b"), pair, strict=True):
             layer[name] = flat[start : start + math.prod(shape)].reshape(shape)
             start += math.prod(shape)
         leaves.append(layer)
@@ -293,9 +294,9 @@ def _ntk_blocks(apply, params, X1, X2, block, cross_outputs, same):
         for j in range(0, n2, block):
             J2 = J1 if same and i == j else _jacobian(apply, params, X2[j : j + block])
             if cross_outputs:
-                t = sum(jnp.einsum("amk,bnk->abmn", a, b) for a, b in zip(J1, J2))
+                t = sum(jnp.einsum("amk,bnk->abmn", a, b) for a, b in zip(J1, J2, strict=True))
             else:
-                t = sum(jnp.einsum("amk,bmk->ab", a, b) for a, b in zip(J1, J2)) / M
+                t = sum(jnp.einsum("amk,bmk->ab", a, b) for a, b in zip(J1, J2, strict=True)) / M
             out = out.at[i : i + block, j : j + block].set(t.astype(out.dtype))
     return out
 

@@ -83,7 +83,7 @@ def test_matches_numpy_reference(readout):
         ref = _ref(name, X, Y, SHAPE, 2, 1.7, 0.2, readout)
         np.testing.assert_allclose(kssl.gram(k, X, Y), ref, rtol=1e-12, atol=1e-13)
         if name == "cntk":  # the single-example call (vmap it for batches) is the same function
-            np.testing.assert_allclose(float(jax.jit(lambda x, y: k(x, y))(X[0], Y[1])), ref[0, 1], rtol=1e-12)
+            np.testing.assert_allclose(float(jax.jit(lambda x, y, k=k: k(x, y))(X[0], Y[1])), ref[0, 1], rtol=1e-12)
 
 
 def test_one_pixel_image_is_the_mlp_with_a_ninth_of_the_variance_per_layer(depth=2):

@@ -65,7 +65,7 @@ def test_empirical_kernels_converge_at_rate_one_over_sqrt_width(case):
     X = np.random.default_rng(0).normal(size=(4, d))
     errs = np.array([_errors(make(w), X) for w in widths])  # (widths, 3)
     slopes = [_slope(widths, errs[:, j]) for j in range(3)]
-    for name, slope in zip(("nngp", "ntk", "cross-output ntk"), slopes):
+    for name, slope in zip(("nngp", "ntk", "cross-output ntk"), slopes, strict=True):
         assert abs(slope + 0.5) < SLOPE_TOL, (case, name, slope, errs)
     # And the error itself is small at the largest width (not only decreasing).
     assert errs[-1, :2].max() < 0.2, errs
@@ -77,7 +77,7 @@ def test_apply_is_readout_matrix_times_features():
         p = jax.jit(net.init, static_argnums=1)(jax.random.key(1), shape)
         x = jnp.linspace(-1.0, 1.0, shape[0])
         V = networks.readout_matrix(net, p)
-        f, psi, f2 = jax.jit(lambda p, q, x: (net.apply(p, x), net.features(p, x), net.apply(q, x)))(
+        f, psi, f2 = jax.jit(lambda p, q, x, net=net: (net.apply(p, x), net.features(p, x), net.apply(q, x)))(
             p, networks.with_readout(net, p, 2.0 * V), x)
         np.testing.assert_allclose(f, V @ psi, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(f2, 2.0 * f, rtol=1e-12, atol=1e-14)
