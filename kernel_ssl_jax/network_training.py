@@ -16,8 +16,12 @@ Our choices (not forced by the math):
   `Z`). Training therefore starts at `theta0 + init_scale * delta` with `delta` i.i.d. N(0, 1) (in the raw
   parameters of the NTK parameterisation, so `f` starts at size ~`init_scale`); `theta0` stays the reference.
 - `lam`: for readout training the ridge `lam V V^T` is SPEC §2's `lam W W^*`. When all layers train, the outputs
-  share parameters and `W W^*` has no `(M, M)` counterpart, so `train="all"` takes `lam = 0` only (the minimum-norm
-  solution is what gradient descent from near `theta0` approaches in the linearised model).
+  share parameters and `W W^*` has no `(M, M)` form at finite width; for ONE output (`out_dim = 1`) it is the scalar
+  `||theta - theta0||^2`, the RKHS norm of the linearised model's map (exact there: the part of `theta - theta0`
+  outside the span of the training tangent features only adds to the norm and decays). So `train="all"` takes
+  `lam > 0` for `out_dim = 1` only, and `lam = 0` otherwise. At `lam = 0` the held-out induced kernel is
+  `k_X(x)^T K^+ A K^+ k_X(x')`: a tiny optimisation error on the training views is amplified by `K^+`, so compare
+  trained networks with closed forms at `lam > 0` (experiments/study_kernel_regime.py).
 - `vicreg_hard` (a constraint) is not trained here: use `gradient.train` on the network's features, or `vicreg`.
 """
 
@@ -101,7 +105,12 @@ def _make_run(network, mode, linearize, objective, optimizer, steps):
         Z = _model_batch(network, mode, linearize, theta, params0, X).T
         if objective == "barlow":
             return _objectives.loss("barlow", Z, pairs=(v1, v2))
-        reg = lam * (theta @ theta.T) if mode == "readout" else None
+        if mode == "readout":
+            reg = lam * (theta @ theta.T)
+        else:  # one output (checked by train_network): W W^* = ||theta - theta0||^2
+            sq = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(theta),
+                                                          jax.tree_util.tree_leaves(params0), strict=True))
+            reg = jnp.reshape(lam * sq, (1, 1))
         return _objectives.loss(objective, Z, A=A, beta=beta, reg=reg)
 
     @jax.jit
@@ -138,7 +147,8 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
       train: `"readout"` or `"all"`.
       linearize: train the first-order Taylor model around `theta0` (with `train="all"`; readout training is
         already linear).
-      lam: ridge `lam V V^T` (readout training only; `train="all"` needs `lam = 0`).
+      lam: ridge: `lam V V^T` for readout training; `lam ||theta - theta0||^2` for `train="all"` with one output
+        (other `out_dim` need `lam = 0`).
       beta: invariance weight of vicreg.
       pairs: `(v1, v2)` paired views (barlow).
       steps: optimisation steps (one `jax.lax.scan` inside one `jax.jit`).
@@ -151,8 +161,8 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
       A `NetworkSolution`.
 
     Raises:
-      ValueError: unknown objective or `train`, `vicreg_hard`, `lam > 0` with `train="all"`, missing `A` / `pairs`,
-        bad shapes, NaN.
+      ValueError: unknown objective or `train`, `vicreg_hard`, `lam > 0` with `train="all"` and `out_dim > 1`,
+        missing `A` / `pairs`, bad shapes, NaN.
       TypeError: `network` not a `Network`, `optimizer` not an optax transformation.
       FloatingPointError: the loss became NaN or Inf.
 
@@ -176,9 +186,9 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
     lam = _check_scalar("lam", lam)
     beta = _check_scalar("beta", beta)
     init_scale = _check_scalar("init_scale", init_scale)
-    if train == "all" and lam != 0:
-        raise ValueError(f"train='all' takes lam = 0 only (the ridge lam W W^* has no (M, M) form when the outputs "
-                         f"share parameters), got lam={lam}")
+    if train == "all" and lam != 0 and network.out_dim != 1:
+        raise ValueError(f"train='all' takes lam > 0 for out_dim = 1 only (the ridge lam W W^* has no (M, M) form "
+                         f"when the outputs share parameters), got lam={lam} with out_dim={network.out_dim}")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if optimizer is None:

@@ -75,7 +75,7 @@ def test_all_layers_train_the_centred_output():
     [
         (dict(objective="vicreg_hard"), ValueError, "vicreg_hard"),
         (dict(train="hidden"), ValueError, r"train must be one of \['readout', 'all'\]"),
-        (dict(train="all", lam=0.1), ValueError, "lam = 0 only"),
+        (dict(train="all", lam=0.1, network=networks.mlp(1, 4, out_dim=2)), ValueError, "out_dim = 1 only"),
         (dict(network="mlp"), TypeError, "network must be a networks.Network"),
         (dict(steps=0), ValueError, "steps"),
         (dict(lam=-1.0), ValueError, "lam"),
