@@ -123,7 +123,7 @@ def part_chain(args):
     N, dim, lam = X.shape[0], args.dim, args.lam
     Xall = np.concatenate([X, X_test])
     print(f"== chain: contrastive, lam = {lam}, {args.sources} digits x 2 noisy views, cliques + 3-NN graph, dim = "
-          f"{dim}, {args.test} held-out digits, MLP depth 2, Adam lr {args.lr}, {args.steps} steps; distances between "
+          f"{dim}, {args.test} held-out digits, MLP depth 2, {args.optimizer} lr {args.lr}, {args.steps} steps; distances between "
           "normalised induced kernels on the held-out digits")
     analytic_ntk = kssl.solve("contrastive", X, A, kernel=kssl.kernels.ntk(2), dim=dim, lam=lam)
     analytic_nngp = kssl.solve("contrastive", X, A, kernel=kssl.kernels.nngp(2), dim=dim, lam=lam)
@@ -137,7 +137,7 @@ def part_chain(args):
         key = jax.random.key(w)
         params0 = jax.jit(net.init, static_argnums=1)(key, (X.shape[1],))
         common = dict(network=net, key=key, params0=params0, steps=args.steps, lam=lam,
-                      optimizer=optax.adam(args.lr))
+                      optimizer=optax.sgd(args.lr) if args.optimizer == "sgd" else optax.adam(args.lr))
         s_net = kssl.train_network("contrastive", X, A, train="all", init_scale=args.init_scale, **common)
         s_lin = kssl.train_network("contrastive", X, A, train="all", linearize=True, init_scale=args.init_scale,
                                    **common)
@@ -179,8 +179,11 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=1, help="outputs (train='all' with lam > 0 needs 1)")
     p.add_argument("--lam", type=float, default=0.1)
     p.add_argument("--test", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="full-batch gradient descent (the NTK theory's optimiser: Adam's per-parameter steps do not "
+                        "shrink with width, so the network leaves the lazy regime) or Adam")
     p.add_argument("--init-scale", type=float, default=1e-2)
     p.add_argument("--block", type=int, default=8, help="examples per Jacobian block of the empirical NTK")
     args = p.parse_args(argv)

@@ -504,13 +504,17 @@ def _image_variances(kernel: Kernel, X: Array) -> Array:
 
 @functools.partial(jax.jit, static_argnums=3)
 def _image_gram(kernel: Kernel, X: Array, Y: Array, block: int) -> Array:
-    # The pixel variances of every image once (O(n + m)), then each pair of images; rows in blocks written in place.
+    # The pixel variances of every image once (O(n + m)), then each pair of images: `lax.map` over row blocks of a
+    # fixed size (rows padded with zeros and dropped), so the compiled program does not grow with n.
     vX, vY = _image_variances(kernel, X), _image_variances(kernel, Y)
     pair = jax.vmap(jax.vmap(functools.partial(_conv_pair, kernel), (None, 0, None, 0)), (0, None, 0, None))
-    K = jnp.empty((X.shape[0], Y.shape[0]), X.dtype)
-    for i in range(0, X.shape[0], block):
-        K = K.at[i : i + block].set(pair(X[i : i + block], Y, vX[i : i + block], vY))
-    return K
+    n = X.shape[0]
+    n_blocks = -(-n // block)
+    pad = n_blocks * block - n
+    Xb = jnp.pad(X, ((0, pad), (0, 0))).reshape(n_blocks, block, X.shape[1])
+    vXb = jnp.pad(vX, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(n_blocks, block, *vX.shape[1:])
+    rows = jax.lax.map(lambda xv: pair(xv[0], Y, xv[1], vY), (Xb, vXb))
+    return rows.reshape(n_blocks * block, Y.shape[0])[:n]
 
 
 def _image_block(kernel: Kernel, n: int, m: int, block: int) -> int:
@@ -533,8 +537,8 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
     For a dot-product `Kernel` the Gram is one matrix product plus elementwise work, so memory beyond the `(n, m)`
     output is O(n + m). An image kernel (`cnngp`, `cntk`) is evaluated per pair of images, `vmap` over a row block
     and all of `Y` inside one `jax.jit`, with the pixel variances of each image computed once; the block is cut so
-    that it holds at most 2^24 pixel-pair terms (P per pair for `flatten`, P^2 for `gap`); with `Y=None` it is
-    symmetrised. Any other callable `k(x, y)` on single examples is batched with `vmap(vmap(k))`; then a block of
+    that it holds at most 2^24 pixel-pair terms (P per pair for `flatten`, P^2 for `gap`); with `Y=None` the result
+    is symmetrised (all pairs are computed: the dot-product kernels' half-triangle panels are not used here). Any other callable `k(x, y)` on single examples is batched with `vmap(vmap(k))`; then a block of
     `block_size` rows bounds the intermediate memory to O(block_size * m * d). With `Y=None` and a `Kernel` only the
     upper triangle is computed, in row panels of at most `min(block_size, 2048)` rows each mirrored below the
     diagonal: half the work, and the result is exactly symmetric with an exact diagonal.
