@@ -13,8 +13,11 @@ Three models of the representation `f(x)` in `R^M` (M = `network.out_dim`), all 
 Our choices (not forced by the math):
 
 - The centred output is 0 at `theta0`, which is a stationary point of every objective (each gradient is a product with
-  `Z`). Training therefore starts at `theta0 + init_scale * delta` with `delta` i.i.d. N(0, 1) (in the raw
-  parameters of the NTK parameterisation, so `f` starts at size ~`init_scale`); `theta0` stays the reference.
+  `Z`). Training therefore starts at `theta0 + delta`, `delta` a random direction (i.i.d. normal entries in the raw
+  parameters) of norm `||delta|| = init_scale`, so that the ridge `lam ||theta - theta0||^2` starts at
+  `lam init_scale^2` whatever the width; `theta0` stays the reference. Readout training likewise starts from a
+  random `V` of norm `init_scale`, not from the N(0, 1) readout of `theta0`: in the NTK parameterisation that one has
+  `||V||^2 ~ M * width`, so its ridge `lam V V^T` would grow with the width.
 - `lam`: for readout training the ridge `lam V V^T` is SPEC §2's `lam W W^*`. When all layers train, the outputs
   share parameters and `W W^*` has no `(M, M)` form at finite width; for ONE output (`out_dim = 1`) it is the scalar
   `||theta - theta0||^2`, the RKHS norm of the linearised model's map (exact there: the part of `theta - theta0`
@@ -154,7 +157,7 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
       steps: optimisation steps (one `jax.lax.scan` inside one `jax.jit`).
       learning_rate: Adam's learning rate when `optimizer` is None.
       optimizer: any `optax.GradientTransformation` (e.g. `optax.lbfgs()`).
-      init_scale: size of the starting perturbation of `train="all"` (module doc).
+      init_scale: norm of the starting perturbation (`train="all"`) or of the starting readout (module doc).
       params0: initial parameters (default `network.init(key, (d,))`).
 
     Returns:
@@ -214,12 +217,15 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
         params0 = jax.jit(network.init, static_argnums=1)(k_init, (X.shape[1],))
     params0 = jax.tree_util.tree_map(lambda p: jnp.asarray(p, X.dtype), params0)
     if train == "readout":
-        theta = readout_matrix(network, params0)
+        V0 = readout_matrix(network, params0)
+        theta = jax.random.normal(k_start, V0.shape, V0.dtype)
+        theta = init_scale * theta / jnp.linalg.norm(theta)
     else:
         leaves, tree = jax.tree_util.tree_flatten(params0)
         keys = jax.random.split(k_start, len(leaves))
-        theta = jax.tree_util.tree_unflatten(tree, [p + init_scale * jax.random.normal(k, p.shape, p.dtype)
-                                                    for p, k in zip(leaves, keys, strict=True)])
+        delta = [jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys, strict=True)]
+        scale = init_scale / jnp.sqrt(sum(jnp.sum(d * d) for d in delta))
+        theta = jax.tree_util.tree_unflatten(tree, [p + scale * d for p, d in zip(leaves, delta, strict=True)])
     run = _make_run(network, train, bool(linearize) and train == "all", objective, optimizer, int(steps))
     theta, history, final = run(theta, params0, X, A, v1, v2, jnp.asarray(lam, X.dtype), jnp.asarray(beta, X.dtype))
     if not bool(jnp.isfinite(final)):
