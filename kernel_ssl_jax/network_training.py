@@ -110,7 +110,9 @@ def _make_run(network, mode, linearize, objective, optimizer, steps):
             return _objectives.loss("barlow", Z, pairs=(v1, v2))
         if mode == "readout":
             reg = lam * (theta @ theta.T)
-        else:  # one output (checked by train_network): W W^* = ||theta - theta0||^2
+        elif network.out_dim > 1:  # lam = 0 (checked by train_network)
+            reg = None
+        else:  # one output: W W^* = ||theta - theta0||^2
             sq = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(theta),
                                                           jax.tree_util.tree_leaves(params0), strict=True))
             reg = jnp.reshape(lam * sq, (1, 1))
