@@ -180,7 +180,7 @@ def main(argv=None):
     p.add_argument("--lam", type=float, default=0.1)
     p.add_argument("--test", type=int, default=32)
     p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                    help="full-batch gradient descent (the NTK theory's optimiser: Adam's per-parameter steps do not "
                         "shrink with width, so the network leaves the lazy regime) or Adam")

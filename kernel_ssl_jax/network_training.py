@@ -13,11 +13,13 @@ Three models of the representation `f(x)` in `R^M` (M = `network.out_dim`), all 
 Our choices (not forced by the math):
 
 - The centred output is 0 at `theta0`, which is a stationary point of every objective (each gradient is a product with
-  `Z`). Training therefore starts at `theta0 + delta`, `delta` a random direction (i.i.d. normal entries in the raw
-  parameters) of norm `||delta|| = init_scale`, so that the ridge `lam ||theta - theta0||^2` starts at
-  `lam init_scale^2` whatever the width; `theta0` stays the reference. Readout training likewise starts from a
-  random `V` of norm `init_scale`, not from the N(0, 1) readout of `theta0`: in the NTK parameterisation that one has
-  `||V||^2 ~ M * width`, so its ridge `lam V V^T` would grow with the width.
+  `Z`). Training therefore starts at `theta0 + delta` with `delta = J_theta0(X)^T r` (one `vjp`, `r` i.i.d. N(0, 1)
+  per view and output) scaled to `||delta|| = init_scale`: a perturbation in the span of the training views' tangent
+  features, whose output `Theta r` has a size set by the kernel whatever the number of parameters (a random
+  direction in parameter space would give outputs ~ `init_scale / sqrt(n_params)`, and the escape from the
+  stationary point would slow down with width). Readout training likewise starts from `V = r^T Psi(X)` of norm
+  `init_scale`, not from the N(0, 1) readout of `theta0` (whose `||V||^2 ~ M * width` would make the ridge
+  `lam V V^T` grow with the width). `theta0` stays the reference of the centred and linearised models.
 - `lam`: for readout training the ridge `lam V V^T` is SPEC §2's `lam W W^*`. When all layers train, the outputs
   share parameters and `W W^*` has no `(M, M)` form at finite width; for ONE output (`out_dim = 1`) it is the scalar
   `||theta - theta0||^2`, the RKHS norm of the linearised model's map (exact there: the part of `theta - theta0`
@@ -218,16 +220,17 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
     if params0 is None:
         params0 = jax.jit(network.init, static_argnums=1)(k_init, (X.shape[1],))
     params0 = jax.tree_util.tree_map(lambda p: jnp.asarray(p, X.dtype), params0)
+    # The starting perturbation lies in the span of the training views' tangent features (readout: of psi), so
+    # that the output it adds, Theta r, has a size set by the kernel, not by the number of parameters.
+    r = jax.random.normal(k_start, (N, network.out_dim), X.dtype)
     if train == "readout":
-        V0 = readout_matrix(network, params0)
-        theta = jax.random.normal(k_start, V0.shape, V0.dtype)
+        theta = r.T @ jax.vmap(network.features, (None, 0))(params0, X)
         theta = init_scale * theta / jnp.linalg.norm(theta)
     else:
-        leaves, tree = jax.tree_util.tree_flatten(params0)
-        keys = jax.random.split(k_start, len(leaves))
-        delta = [jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys, strict=True)]
-        scale = init_scale / jnp.sqrt(sum(jnp.sum(d * d) for d in delta))
-        theta = jax.tree_util.tree_unflatten(tree, [p + scale * d for p, d in zip(leaves, delta, strict=True)])
+        _, vjp = jax.vjp(lambda p: jax.vmap(network.apply, (None, 0))(p, X), params0)
+        (delta,) = vjp(r)
+        norm = jnp.sqrt(sum(jnp.sum(d * d) for d in jax.tree_util.tree_leaves(delta)))
+        theta = jax.tree_util.tree_map(lambda p, d: p + init_scale * d / norm, params0, delta)
     run = _make_run(network, train, bool(linearize) and train == "all", objective, optimizer, int(steps))
     theta, history, final = run(theta, params0, X, A, v1, v2, jnp.asarray(lam, X.dtype), jnp.asarray(beta, X.dtype))
     if not bool(jnp.isfinite(final)):
