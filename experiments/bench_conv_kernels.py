@@ -41,6 +41,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2000, help="digits for the flatten readout")
     p.add_argument("--n-gap", type=int, default=None, help="digits for the gap readout (default: --n)")
+    p.add_argument("--readouts", nargs="+", default=["flatten", "gap"], choices=["flatten", "gap"])
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", default=None, help="write the results to this file")
@@ -48,7 +49,7 @@ def main(argv=None):
     print("jax", jax.__version__, "backend", jax.default_backend(), "devices", jax.devices(),
           "OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS"), flush=True)
     rows = []
-    for readout in ("flatten", "gap"):
+    for readout in args.readouts:
         n = args.n if readout == "flatten" or args.n_gap is None else args.n_gap
         for name in ("cnngp", "cntk"):
             r = bench(name, readout, n, args.depth, args.repeats)
