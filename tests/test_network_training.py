@@ -29,7 +29,7 @@ def test_readout_training_reaches_the_closed_form_of_the_empirical_nngp(objectiv
     X, groups, X_test = _data()
     A = kssl.graphs.from_groups(groups)
     net = networks.mlp(1, 24, out_dim=3, b_var=0.1)
-    sol = train_network(objective, X, A, network=net, key=jax.random.key(0), lam=0.1, steps=300,
+    sol = train_network(objective, X, A, network=net, key=jax.random.key(0), lam=0.1, steps=100,
                         optimizer=optax.lbfgs())
     # The closed form for the explicit features psi of the same (frozen) hidden layers ...
     Psi = jax.vmap(net.features, (None, 0))(sol.params0, X)
