@@ -123,8 +123,8 @@ def part_chain(args):
     N, dim, lam = X.shape[0], args.dim, args.lam
     Xall = np.concatenate([X, X_test])
     print(f"== chain: contrastive, lam = {lam}, {args.sources} digits x 2 noisy views, cliques + 3-NN graph, dim = "
-          f"{dim}, {args.test} held-out digits, MLP depth 2, {args.optimizer} lr {args.lr}, {args.steps} steps; distances between "
-          "normalised induced kernels on the held-out digits")
+          f"{dim}, {args.test} held-out digits, MLP depth 2, {args.optimizer} lr {args.lr}, {args.steps} steps; "
+          "distances between normalised induced kernels on the held-out digits")
     analytic_ntk = kssl.solve("contrastive", X, A, kernel=kssl.kernels.ntk(2), dim=dim, lam=lam)
     analytic_nngp = kssl.solve("contrastive", X, A, kernel=kssl.kernels.nngp(2), dim=dim, lam=lam)
     K_ana = analytic_ntk.induced_kernel(X_test)

@@ -535,13 +535,14 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
     """Gram matrix `K[i, j] = k(X[i], Y[j])`, computed in row blocks.
 
     For a dot-product `Kernel` the Gram is one matrix product plus elementwise work, so memory beyond the `(n, m)`
-    output is O(n + m). An image kernel (`cnngp`, `cntk`) is evaluated per pair of images, `vmap` over a row block
-    and all of `Y` inside one `jax.jit`, with the pixel variances of each image computed once; the block is cut so
-    that it holds at most 2^24 pixel-pair terms (P per pair for `flatten`, P^2 for `gap`); with `Y=None` the result
-    is symmetrised (all pairs are computed: the dot-product kernels' half-triangle panels are not used here). Any other callable `k(x, y)` on single examples is batched with `vmap(vmap(k))`; then a block of
-    `block_size` rows bounds the intermediate memory to O(block_size * m * d). With `Y=None` and a `Kernel` only the
-    upper triangle is computed, in row panels of at most `min(block_size, 2048)` rows each mirrored below the
-    diagonal: half the work, and the result is exactly symmetric with an exact diagonal.
+    output is O(n + m); with `Y=None` only the upper triangle is computed, in row panels of at most
+    `min(block_size, 2048)` rows each mirrored below the diagonal: half the work, and the result is exactly symmetric
+    with an exact diagonal. An image kernel (`cnngp`, `cntk`) is evaluated per pair of images, `vmap` over a row block
+    and all of `Y` (`lax.map` over the blocks) inside one `jax.jit`, with the pixel variances of each image computed
+    once; the block is cut so that it holds at most 2^24 pixel-pair terms (P per pair for `flatten`, P^2 for `gap`);
+    with `Y=None` every pair is computed and the result symmetrised. Any other callable `k(x, y)` on single examples
+    is batched with `vmap(vmap(k))`; then a block of `block_size` rows bounds the intermediate memory to
+    O(block_size * m * d).
 
     Args:
       kernel: a `Kernel` or a callable `k(x, y) -> scalar` on single examples.
