@@ -170,7 +170,7 @@ def part_chain(args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", default=["mc", "spread", "chain"], choices=["mc", "spread", "chain"])
-    p.add_argument("--draws", type=int, default=4, help="networks per width (mc)")
+    p.add_argument("--draws", type=int, default=8, help="networks per width (mc)")
     p.add_argument("--mc-widths-mlp", type=int, nargs="+", default=[64, 256, 1024, 2048])
     p.add_argument("--mc-widths-cnn", type=int, nargs="+", default=[16, 64, 256])
     p.add_argument("--seeds", type=int, default=10, help="seeds of the spread part")
