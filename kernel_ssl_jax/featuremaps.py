@@ -152,13 +152,13 @@ def _psi_batch(fm: FeatureMap, X: Array) -> Array:
 
 def _column(kernel, X: Array, x: Array, sq: Array) -> Array:
     """`k(X, x)`, shape `(N,)`; `sq` holds the squared norms of the rows of X (for a dot-product `Kernel`)."""
-    if isinstance(kernel, _kernels.Kernel):
+    if isinstance(kernel, _kernels.Kernel) and kernel.dot_product:
         return kernel.from_dots(X @ x, sq, jnp.dot(x, x), X.shape[1])
     return jax.vmap(kernel, in_axes=(0, None))(X, x)
 
 
 def _diagonal(kernel, X: Array, sq: Array) -> Array:
-    if isinstance(kernel, _kernels.Kernel):
+    if isinstance(kernel, _kernels.Kernel) and kernel.dot_product:
         return kernel.from_dots(sq, sq, sq, X.shape[1])
     return jax.vmap(kernel)(X, X)
 

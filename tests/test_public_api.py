@@ -7,7 +7,8 @@ import kernel_ssl_jax as kssl
 PUBLIC = {
     "KernelSSL", "Kernel", "OBJECTIVES", "Solution", "features", "graphs", "gram", "induced_kernel", "kernels",
     "median_bandwidth", "objectives", "solve", "spectral", "augment", "data", "evaluate",
-    "gradient", "train",
+    "gradient", "train", "networks", "network_training", "Network", "NetworkSolution", "train_network",
+    "empirical_nngp", "empirical_ntk",
 }
 
 
@@ -18,7 +19,8 @@ def test_public_names():
 
 
 def test_kernel_constructors():
-    for name in ("linear", "polynomial", "rbf", "laplacian", "nngp", "ntk", "gram", "median_bandwidth", "by_name"):
+    for name in ("linear", "polynomial", "rbf", "laplacian", "nngp", "ntk", "cnngp", "cntk", "gram", "median_bandwidth",
+                 "by_name"):
         assert callable(getattr(kssl.kernels, name)), name
     for name in ("from_groups", "knn", "from_weights", "normalize", "laplacian", "pairs_from_groups"):
         assert callable(getattr(kssl.graphs, name)), name
@@ -28,6 +30,8 @@ def test_kernel_constructors():
         assert callable(getattr(kssl.data, name)), name
     for name in ("ridge_probe", "logistic_probe", "kernel_ridge_classify", "knn_cosine", "accuracy_vs_labels"):
         assert callable(getattr(kssl.evaluate, name)), name
+    for name in ("mlp", "cnn", "empirical_nngp", "empirical_ntk", "readout_matrix", "with_readout"):
+        assert callable(getattr(kssl.networks, name)), name
     assert set(kssl.OBJECTIVES) == {"contrastive", "vicreg", "vicreg_hard", "barlow"}
 
 
