@@ -315,3 +315,13 @@ def test_compacted_decomposition_matches_full(objective, knn):
     np.testing.assert_allclose(w_comp, w_full, rtol=1e-8, atol=1e-10)
     # Coefficients are unique up to rotations within degenerate eigenspaces: compare induced kernels.
     np.testing.assert_allclose(K @ C_comp.T @ C_comp @ K, K @ C_full.T @ C_full @ K, rtol=1e-6, atol=1e-8)
+
+
+def test_convolutional_kernels_from_the_config_use_the_image_shape():
+    cfg = config.load_config(overrides=["kernel.name=cntk", "kernel.readout=gap", "kernel.depth=2"])
+    k = experiment.build_kernel(cfg, np.zeros((4, 64)), (8, 8))
+    assert k.name == "cntk" and dict(k.static) == {"depth": 2, "image_shape": (8, 8, 1), "readout": "gap"}
+    with pytest.raises(config.ConfigError, match="kernel.name = 'cntk' needs images"):
+        experiment.build_kernel(cfg, np.zeros((4, 64)), None)
+    with pytest.raises(config.ConfigError, match="readout"):
+        config.load_config(overrides=["kernel.readout=max"])

@@ -242,9 +242,13 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "degree": Option("int", 2, "polynomial degree", _pos_int),
         "scale": Option("float", 1.0, "polynomial scale", _at_least(0.0)),
         "offset": Option("float", 1.0, "polynomial offset", _at_least(0.0)),
-        "depth": Option("int", 1, "hidden layers of the nngp/ntk network", _nonneg_int),
-        "w_var": Option("float", 2.0, "weight variance of the nngp/ntk network", _at_least(0.0, strict=True)),
-        "b_var": Option("float", 0.0, "bias variance of the nngp/ntk network", _at_least(0.0)),
+        "depth": Option("int", 1, "hidden layers of the nngp/ntk network; convolutional layers of cnngp/cntk (>= 1)",
+                        _nonneg_int),
+        "w_var": Option("float", 2.0, "weight variance of the nngp/ntk/cnngp/cntk network",
+                        _at_least(0.0, strict=True)),
+        "b_var": Option("float", 0.0, "bias variance of the nngp/ntk/cnngp/cntk network", _at_least(0.0)),
+        "readout": Option("str", "flatten", "cnngp/cntk readout: flatten (O(P) per pair of images) or gap (global "
+                          "average pooling, O(P^2))", _choice(_kernels.READOUTS)),
     },
     "ssl": {
         "objectives": Option("list[str]", list(_objectives.OBJECTIVES), "objectives to fit (closed forms), from: "

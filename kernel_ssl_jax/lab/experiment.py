@@ -215,8 +215,11 @@ def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array
     return A
 
 
-def build_kernel(cfg: Mapping, views) -> _kernels.Kernel:
-    """The base kernel of `cfg["kernel"]`; `bandwidth = "median"` is the median distance between views."""
+def build_kernel(cfg: Mapping, views, image_shape=None) -> _kernels.Kernel:
+    """The base kernel of `cfg["kernel"]`; `bandwidth = "median"` is the median distance between views.
+
+    The convolutional kernels (cnngp, cntk) need the data set's `image_shape` `(height, width)` (one channel).
+    """
     kc = cfg["kernel"]
     name = kc["name"]
     params: dict[str, Any] = {}
@@ -227,6 +230,12 @@ def build_kernel(cfg: Mapping, views) -> _kernels.Kernel:
         params = {"degree": kc["degree"], "scale": kc["scale"], "offset": kc["offset"]}
     elif name in ("nngp", "ntk"):
         params = {"depth": kc["depth"], "w_var": kc["w_var"], "b_var": kc["b_var"]}
+    elif name in ("cnngp", "cntk"):
+        if image_shape is None:
+            raise ConfigError(f"kernel.name = {name!r} needs images; data set {cfg['data']['name']!r} has plain "
+                              "feature vectors")
+        params = {"image_shape": (*image_shape, 1), "depth": kc["depth"], "w_var": kc["w_var"],
+                  "b_var": kc["b_var"], "readout": kc["readout"]}
     try:
         return _kernels.by_name(name, **params)
     except ValueError as e:
@@ -280,7 +289,7 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
     pairs = _graphs.pairs_from_groups(groups) if "barlow" in objectives else None
     N = views.shape[0]
     with progress.stage("kernel", f"Gram of {N} views"):
-        kernel = build_kernel(cfg, views)
+        kernel = build_kernel(cfg, views, ds.image_shape)
         K = _kernels.gram(kernel, views)
         if not bool(jnp.all(jnp.isfinite(K))):
             raise ConfigError(f"kernel: the Gram matrix under {kernel!r} has NaN or Inf; check the kernel parameters")

@@ -79,7 +79,8 @@ SWEEP_KEYS = ("grid", "output")
 SEPARATION_SAMPLES = 200
 # Kernel parameters that matter per kernel: the rest of [kernel] does not change the Gram (used to share it).
 _KERNEL_PARAMS = {"linear": (), "polynomial": ("degree", "scale", "offset"), "rbf": ("bandwidth",),
-                  "laplacian": ("bandwidth",), "nngp": ("depth", "w_var", "b_var"), "ntk": ("depth", "w_var", "b_var")}
+                  "laplacian": ("bandwidth",), "nngp": ("depth", "w_var", "b_var"), "ntk": ("depth", "w_var", "b_var"),
+                  "cnngp": ("depth", "w_var", "b_var", "readout"), "cntk": ("depth", "w_var", "b_var", "readout")}
 
 
 class Point(NamedTuple):
@@ -367,7 +368,7 @@ class _Group:
         self.views, self.groups, self.held1, self.held2 = cache.view_set(cfg)
         self.A = cache.adjacency(cfg)
         self.pairs = graphs.pairs_from_groups(self.groups) if cfg["views"]["n_views"] >= 2 else None
-        self.kernel = experiment.build_kernel(cfg, self.views)
+        self.kernel = experiment.build_kernel(cfg, self.views, self.ds.image_shape)
         self.K = kernels.gram(self.kernel, self.views)
         if not bool(jnp.all(jnp.isfinite(self.K))):
             raise ConfigError(f"kernel: the Gram matrix under {self.kernel!r} has NaN or Inf")
