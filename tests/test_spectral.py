@@ -402,7 +402,7 @@ def test_property_finite_and_consistent(n, objective, kernel, lam, beta, dim, se
     (dict(dim=100), ValueError, "dim = 100 exceeds the rank of the Gram matrix .16 at rcond=.*feasible dim is 16"),
     (dict(lam=-1.0), ValueError, "lam must be a finite number >= 0"),
     (dict(beta=-0.1), ValueError, "beta must be a finite number >= 0"),
-    (dict(lam="big"), TypeError, "lam must be a real number"),
+    (dict(lam="big"), TypeError, "lam must be a finite number >= 0, got 'big' .str."),
     (dict(method="fast"), ValueError, "method must be one of"),
     (dict(kernel=3), TypeError, "kernel must be"),
     (dict(X=np.ones(16)), ValueError, "X must be a 2-D array"),
