@@ -9,7 +9,7 @@ import pytest
 from kernel_ssl_jax import graphs, kernels
 from kernel_ssl_jax.lab import cli, compare
 
-from helpers import D_IN, DIM, N, weighted_problem  # noqa: F401
+from helpers import D_IN, DIM, N, weighted_problem
 
 KERNEL = kernels.rbf(1.5)
 

@@ -9,7 +9,7 @@ import pytest
 import kernel_ssl_jax as kssl
 from kernel_ssl_jax import gradient, graphs, kernels
 
-from helpers import D_IN, DIM, N, weighted_problem  # noqa: F401
+from helpers import D_IN, DIM, N, weighted_problem
 
 KERNEL = kernels.rbf(1.5)
 problem = weighted_problem

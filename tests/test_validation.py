@@ -139,7 +139,8 @@ CASES = [
     # the gradient path
     ("train steps float", lambda: train(steps=2.5), TypeError, ["steps must be an integer >= 1", "2.5"]),
     ("train steps 0", lambda: train(steps=0), ValueError, ["steps must be an integer >= 1", "got 0"]),
-    ("train learning rate 0", lambda: train(learning_rate=0.0), ValueError, ["learning_rate must be a finite number > 0"]),
+    ("train learning rate 0", lambda: train(learning_rate=0.0), ValueError,
+     ["learning_rate must be a finite number > 0"]),
     ("train optimizer str", lambda: train(optimizer="adam"), TypeError, ["optimizer must be an optax.Gradient"]),
     ("train key int", lambda: train(key=0), TypeError, ["key must be a JAX PRNG key"]),
     ("train param", lambda: train(param="weights"), ValueError, ["param must be one of", "weights"]),
@@ -154,7 +155,8 @@ CASES = [
      ["n_views must be an integer >= 1", "got 0"]),
     ("rotate shape", lambda: augment.rotate((8,), 10.0), ValueError, ["shape must be a pair (height, width)"]),
     # probes
-    ("ridge reg", lambda: evaluate.ridge_probe(X, GROUPS, X, reg=-1.0), ValueError, ["reg must be a finite number >= 0"]),
+    ("ridge reg", lambda: evaluate.ridge_probe(X, GROUPS, X, reg=-1.0), ValueError,
+     ["reg must be a finite number >= 0"]),
     ("knn k", lambda: evaluate.knn_cosine(X, GROUPS, X, k=0), ValueError, ["k must be an integer >= 1", "got 0"]),
     ("accuracy draws", lambda: evaluate.accuracy_vs_labels(lambda idx: GROUPS, GROUPS, GROUPS, [1], 0, 0),
      ValueError, ["n_draws must be an integer >= 1"]),
