@@ -16,7 +16,8 @@ Fast. Points are grouped by what they share (SPEC.md §3: one eigendecomposition
     with `kernel.depth = 3` shares the decomposition of `kernel.depth = 1`) and `ssl.rcond`;
   - for each objective, the target is prepared once (`spectral.target`) and all `(lam, beta)` of the group are
     solved by one `jax.vmap` of `spectral.coefficients` over the traced `lam`/`beta`, at the group's largest
-    `dim`: the solutions for smaller `dim` are its leading rows (the top-M eigenpairs are nested, see `nested_dims` and the tests).
+    `dim`: the solutions for smaller `dim` are its leading rows (the top-M eigenpairs are nested, see
+    `nested_dims` and the tests).
 
 Nothing lost. Each finished point is one JSON line appended to the results file with a single `os.write` on an
 `O_APPEND` descriptor, then `fsync`. A line is keyed by `point_key`, a stable hash of the point's full resolved
