@@ -16,7 +16,8 @@ targets written in its whitened eigen-coordinates, and all of these follow from 
 `eigenbasis.solve` then returns `Cs` with `f(x) = Cs V^T psi(x)`: the feature-space map is `W = Cs V^T` (M x D). The
 loss of SPEC §2 is evaluated from the same statistics by `objectives.loss_from_moments`, never forming N x N: with
 `Q = W (M2 + lam I) W^T`, `tr(Z A Z^T) = tr(W PA W^T)`, `tr(Z L Z^T) = tr(W (PD - PA) W^T)`, `Z1 Z2^T = W S12 W^T`
-(the ridge term is `lam W W^T` because the RKHS norm of the feature kernel on the span of the views is the Euclidean norm of `W`).
+(the ridge term is `lam W W^T` because the RKHS norm of the feature kernel on the span of the views is the
+Euclidean norm of `W`).
 Cost O(N D^2 + D^3) time, O(n D + D^2) memory beyond the data (n sources) for clique graphs and pairs: `Psi` is
 computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)).
 
