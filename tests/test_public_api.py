@@ -1,6 +1,7 @@
 """Pins the public surface of kernel_ssl_jax: names users import must not vanish silently."""
 
 import numpy as np
+import pytest
 
 import kernel_ssl_jax as kssl
 
@@ -69,3 +70,26 @@ def test_readme_quick_start_runs():
     exec(compile(code, "README.md quick start", "exec"), namespace)
     assert namespace["F"].shape == (300, 32)
     assert namespace["K_star"].shape == (10, 10)
+
+
+CORE_MODULES = ["augment", "eigenbasis", "evaluate", "featuremaps", "gradient", "graphs", "kernels", "lowrank",
+                "networks", "objectives", "solution", "spectral", "validation"]
+
+
+@pytest.mark.parametrize("name", CORE_MODULES)
+def test_docstring_examples_run(name):
+    # The `Example:` sections of the public docstrings are doctests: they run as written.
+    import doctest
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+
+    module = importlib.import_module(f"kernel_ssl_jax.{name}")
+    globs = dict(vars(module), jax=jax, jnp=jnp, np=np, kssl=kssl)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in finder.find(module, name, globs=globs):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed in {name}"
