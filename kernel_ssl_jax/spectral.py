@@ -193,6 +193,16 @@ def _clique_cholesky(K, groups, lam, dim, n_sources):
     return W.T @ Y.T, mu
 
 
+def cholesky_is_accurate(K, lam: float) -> bool:
+    """Whether `lam` is large enough for the Cholesky form of the closed form (`K + lam I`) to be accurate.
+
+    Its rounding relative to the target is `eps cond(K + lam I) <= eps (1 + tr(K) / lam)`; at `lam >= sqrt(eps) tr(K)`
+    that is at most `sqrt(eps)` (1.5e-8 in float64). Smaller `lam` (e.g. 1e-275, which a property test found: every
+    direction then looked like rounding and the solution was 0) takes the eigendecomposition, continuous in `lam`.
+    """
+    return lam > 0 and lam >= float(np.sqrt(np.finfo(K.dtype).eps)) * float(jnp.trace(K))
+
+
 def _cholesky_tol(K, lam):
     # The rounding of H = E^T K (K + lam I)^-1 E relative to its largest eigenvalue: N eps cond(K + lam I), with
     # tr(K) >= max(s) bounding the condition number without decomposing K. A direction below it has
@@ -394,7 +404,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     K = _kernels.gram(kernel, X, block_size=block_size)
     if not bool(jnp.all(jnp.isfinite(K))):
         raise ValueError(f"the Gram matrix of X under kernel {kernel!r} has NaN or Inf: check the kernel parameters")
-    if cliques is not None and lam > 0:
+    if cliques is not None and cholesky_is_accurate(K, lam):
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
     return solve_eig(objective, K, decompose(K, 0.0), X, kernel, A=A, pairs=pairs, dim=dim, lam=lam, beta=beta,
                      rcond=rcond, structured=method == "structured", cliques=cliques)

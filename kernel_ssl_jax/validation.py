@@ -77,7 +77,7 @@ def real(name: str, value, minimum: float | None = 0.0, strict: bool = False, ma
 def choice(name: str, value, choices: Iterable):
     """One of `choices` (compared with `==`)."""
     choices = tuple(choices)
-    if not isinstance(value, (str, type(None))) and all(isinstance(c, str) for c in choices if c is not None):
+    if not isinstance(value, str) and all(isinstance(c, str) for c in choices):
         raise TypeError(f"{name} must be one of {list(choices)}, got {value!r} ({type(value).__name__})")
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

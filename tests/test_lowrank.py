@@ -259,7 +259,7 @@ def test_no_nan_for_finite_input(dtype):
         # The Cholesky path raises the rank error of every path where K has rank < dim (huge bandwidth: K ~ ones).
         structured = _finite_or_clear_error(X_test, kssl.solve, "contrastive", X, A, kernel=k, dim=2, lam=0.1,
                                             dtype=dtype)
-        assert structured is None or structured.method == "structured-cholesky"
+        assert structured is None or structured.method.startswith("structured")
         solved += structured is not None
         nystrom = _finite_or_clear_error(X_test, lowrank.solve_features, "contrastive", X, groups=groups, kernel=k,
                                          dim=2, lam=0.1, n_landmarks=16, dtype=dtype)
