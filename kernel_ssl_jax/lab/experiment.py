@@ -588,7 +588,7 @@ def score_selected(candidates, proto, prep: Prepared, probe: str) -> tuple[dict,
 
 def evaluate_peers(prep: Prepared, proto=None, grams=None, progress: Progress | None = None) -> tuple[dict, dict]:
     """The rows `peer:<name>` of `eval.peers` (selected by `proto` when given) and their choices."""
-    n_classes = int(prep.ds.n_classes)
+    n_classes = int(np.max(prep.ds.y_train)) + 1  # from the training labels only
     rows, choices = {}, {}
     probe = prep.cfg["eval"]["main_probe"]
     for i, peer in enumerate(prep.cfg["eval"]["peers"]):
@@ -610,7 +610,7 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
     """
     cfg, ds = prep.cfg, prep.ds
     sel, ev = cfg["select"], cfg["eval"]
-    n_classes = int(ds.n_classes)
+    n_classes = int(np.max(ds.y_train)) + 1  # from the training labels only
     try:
         proto = _select.protocol(ds.y_train, ev["labels_per_class"], sel)
     except ValueError as e:
