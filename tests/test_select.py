@@ -18,7 +18,9 @@ SMALL = ["data.max_train=60", "data.max_test=30", "graph.knn=5", "ssl.objectives
 
 @pytest.fixture(scope="module")
 def prep():
-    return experiment.prepare(config.load_config(overrides=SMALL + ["eval.peers=['label_spreading']"]))
+    # Transductive views (the test INPUTS are in the unlabelled pool): the selection must still not read y_test.
+    return experiment.prepare(config.load_config(overrides=SMALL + ["eval.peers=['label_spreading']",
+                                                                    "views.transductive=true"]))
 
 
 def _chosen(selection):
@@ -26,6 +28,7 @@ def _chosen(selection):
 
 
 def test_selection_never_reads_the_test_labels(prep):
+    assert prep.views.shape[0] == 2 * (60 + 30) and int(prep.groups.max()) == 89  # views of train + test inputs
     accuracy, selection = experiment.evaluate_selected(prep)
     # Corrupted test labels: shuffled and shifted by one class (no test label is right any more).
     corrupted = prep._replace(ds=prep.ds._replace(y_test=np.roll((prep.ds.y_test + 1) % 10, 7)))

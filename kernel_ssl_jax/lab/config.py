@@ -262,6 +262,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "views": {
         "n_views": Option("int", 2, "augmented views per unlabelled training sample (barlow needs >= 2)", _pos_int),
         "include_original": Option("bool", False, "make the first view of each sample the untouched sample"),
+        "transductive": Option("bool", False, "also make views of the test INPUTS (never their labels): the "
+                               "unlabelled pool is train + test, as for the transductive peers"),
         "seed": Option("int", 0, "seed of the augmentations"),
         "rotation": Option("float", 12.0, "largest rotation angle in degrees (images)", _at_least(0.0)),
         "shift": Option("float", 0.5, "largest translation per axis in pixels, sub-pixel allowed (images)",

@@ -191,7 +191,7 @@ def check_against_data(cfg: Mapping, ds: _data.Dataset) -> None:
         raise ConfigError(f"select.val_per_class = {sel['val_per_class']} plus the largest budget {largest} of "
                           f"eval.labels_per_class exceeds the {int(counts.min())} training samples of class "
                           f"{int(np.argmin(counts))}")
-    N = cfg["views"]["n_views"] * ds.X_train.shape[0]
+    N = cfg["views"]["n_views"] * _pool(cfg, ds).shape[0]
     if sel["enabled"] and max(sel["dim"]) >= N:
         raise ConfigError(f"select.dim = {sel['dim']} must hold values smaller than the number of views ({N})")
     if sel["enabled"] and max(sel["knn"]) >= N:
@@ -211,11 +211,20 @@ def _augmentation(cfg: Mapping, ds: _data.Dataset) -> _augment.Augmentation:
         raise ConfigError(f"views: {e} (data set {ds.name!r} has image shape {ds.image_shape})") from None
 
 
+def _pool(cfg: Mapping, ds: _data.Dataset) -> np.ndarray:
+    """The unlabelled samples that get views: the training inputs, plus the test inputs with
+    `views.transductive` (sources `n_train + j`)."""
+    if cfg["views"].get("transductive", False):
+        return np.concatenate([ds.X_train, ds.X_test])
+    return ds.X_train
+
+
 def build_views(cfg: Mapping, ds: _data.Dataset) -> tuple[jax.Array, np.ndarray]:
-    """`n_views` augmented views of every training sample: `(views (N, d), groups (N,))`, source-major."""
+    """`n_views` augmented views of every unlabelled sample (the training inputs, plus the test inputs with
+    `views.transductive`): `(views (N, d), groups (N,))`, source-major."""
     v = cfg["views"]
     aug = _augmentation(cfg, ds)
-    views, groups = _augment.make_views(jax.random.key(v["seed"]), jnp.asarray(ds.X_train), v["n_views"], aug,
+    views, groups = _augment.make_views(jax.random.key(v["seed"]), jnp.asarray(_pool(cfg, ds)), v["n_views"], aug,
                                         include_original=v["include_original"])
     return views, np.asarray(groups)
 
@@ -286,8 +295,9 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
     objectives = cfg["ssl"]["objectives"]
     with progress.stage("data", cfg["data"]["name"], announce=False):
         ds = load_data(cfg)
-    n, n_views = ds.X_train.shape[0], cfg["views"]["n_views"]
-    with progress.stage("views", f"{n} unlabelled samples x {n_views} views"):
+    n, n_views = _pool(cfg, ds).shape[0], cfg["views"]["n_views"]
+    what = " (train + test inputs, transductive)" if cfg["views"]["transductive"] else ""
+    with progress.stage("views", f"{n} unlabelled samples{what} x {n_views} views"):
         views, groups = build_views(cfg, ds)
         views.block_until_ready()
     A = None
@@ -823,7 +833,7 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
         "data": {"name": ds.name, "n_train": int(ds.X_train.shape[0]), "n_test": int(ds.X_test.shape[0]),
                  "n_features": int(ds.X_train.shape[1]), "n_classes": int(ds.n_classes),
                  "image_shape": list(ds.image_shape) if ds.image_shape else None},
-        "views": {"n_sources": int(ds.X_train.shape[0]), "n_views": cfg["views"]["n_views"],
+        "views": {"n_sources": int(_pool(cfg, ds).shape[0]), "n_views": cfg["views"]["n_views"],
                   "n_total": int(prep.views.shape[0])},
         "graph": None if prep.A is None else {
             "edges": int((np.count_nonzero(np.asarray(prep.A)) - prep.A.shape[0]) // 2),

@@ -114,7 +114,12 @@ def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[
     V, Xtr, Xte = (np.asarray(a, dtype=np.float64) for a in (views, X_train, X_test))
     n_views, n_train = V.shape[0], Xtr.shape[0]
     nodes = np.concatenate([V, Xtr, Xte])
-    node_groups = np.concatenate([np.asarray(groups), np.arange(n_train), -np.ones(Xte.shape[0], int)])
+    # Each clean sample joins the clique of its own views; test samples have views only when they are in the pool
+    # (`views.transductive`: sources n_train + j).
+    groups = np.asarray(groups)
+    n_test = Xte.shape[0]
+    test_groups = n_train + np.arange(n_test) if groups.max() + 1 == n_train + n_test else -np.ones(n_test, int)
+    node_groups = np.concatenate([groups, np.arange(n_train), test_groups])
     out = []
     for k in (k for k in knns if k > 0):
         A = _graph(nodes, node_groups, k, cliques=cliques, mutual=mutual)
