@@ -128,8 +128,8 @@ def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[
             emb = SpectralEmbedding(n_components=max(dims), affinity="precomputed",
                                     random_state=seed).fit_transform(A)
         F_train, F_test = emb[n_views:n_views + n_train], emb[n_views + n_train:]
-        out += [_select.feature_candidate({"knn": k, "dim": d}, F_train[:, :d], F_test[:, :d], y_train, ev, n_classes)
-                for d in sorted(dims)]
+        out += [_select.feature_candidate({"knn": k, "dim": d}, F_train[:, :d], F_test[:, :d], y_train, ev,
+                                          n_classes) for d in sorted(dims)]
     return out
 
 
@@ -147,6 +147,6 @@ def kernel_pca(grams: Sequence[tuple[float, Any, Any, Any]], y_train, dims: Sequ
         kpca = KernelPCA(n_components=max(dims), kernel="precomputed", eigen_solver="arpack", random_state=seed)
         kpca.fit(np.asarray(K))
         F_train, F_test = kpca.transform(np.asarray(K_train)), kpca.transform(np.asarray(K_test))
-        out += [_select.feature_candidate({"bandwidth_scale": scale, "dim": d}, F_train[:, :d], F_test[:, :d], y_train, ev,
-                                  n_classes) for d in sorted(dims)]
+        out += [_select.feature_candidate({"bandwidth_scale": scale, "dim": d}, F_train[:, :d], F_test[:, :d],
+                                          y_train, ev, n_classes) for d in sorted(dims)]
     return out

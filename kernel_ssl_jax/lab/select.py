@@ -126,8 +126,8 @@ def choose(candidates: Sequence[Candidate], proto: Protocol, y_train) -> dict[st
     y_val = y[proto.val_idx]
     out: dict[str, dict[str, Any]] = {}
     for name, draws in proto.draws.items():
-        scores = [float(np.mean([float(_evaluate.accuracy(c.predict_train(idx, proto.val_idx), y_val)) for idx in draws]))
-                  for c in candidates]
+        scores = [float(np.mean([float(_evaluate.accuracy(c.predict_train(idx, proto.val_idx), y_val))
+                                 for idx in draws])) for c in candidates]
         best = int(np.argmax(scores))  # the first of equal scores: grid order
         out[name] = {"index": best, "params": dict(candidates[best].params), "val_accuracy": scores[best],
                      "grid": [{"params": dict(c.params), "val_accuracy": s}
