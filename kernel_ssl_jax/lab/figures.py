@@ -91,7 +91,7 @@ def figure_accuracy(accuracy: Mapping, objectives: Sequence[str], path: str | Pa
     colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
     probes = list(dict.fromkeys(m.split("/")[1] for m in others))
     styles = dict(zip(probes, ["-", "--", ":", "-."] * 3, strict=False))
-    for ax, rows, title in ((axes[0], main, "main probe, base kernel and supervised"),
+    for ax, rows, title in ((axes[0], main, "main probe, base kernel, supervised and peers"),
                             (axes[1], others, "every probe (colour: representation, line: probe)")):
         for m in rows:
             mean = [accuracy[m][k]["mean"] for k in keys]
