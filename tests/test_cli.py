@@ -104,7 +104,8 @@ def test_results_json_structure(tiny_run):
     for method, entry in acc.items():
         assert list(entry) == ["1", "2", "all"], method
         for key, cell in entry.items():
-            assert set(cell) == {"mean", "std", "draws", "probe"} | ({"params"} if method.startswith("peer:") else set())
+            extra = {"params"} if method.startswith("peer:") else set()  # a peer's (default) hyper-parameters
+            assert set(cell) == {"mean", "std", "draws", "probe"} | extra
             assert len(cell["draws"]) == (1 if key == "all" else 2)
             assert 0.0 <= cell["mean"] <= 1.0
             assert cell["mean"] == pytest.approx(np.mean(cell["draws"]))
