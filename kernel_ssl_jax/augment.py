@@ -23,6 +23,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.signal
 from jax.scipy.ndimage import map_coordinates
 
 from kernel_ssl_jax import validation as _v
@@ -30,7 +31,7 @@ from kernel_ssl_jax import validation as _v
 Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
 """``aug(key, x) -> x_aug`` on one flat example ``x`` of shape ``(d,)``."""
 
-CONFIG_KEYS = ("rotation", "shift", "scale", "noise", "cutout", "hflip", "mask")
+CONFIG_KEYS = ("rotation", "shift", "scale", "elastic", "elastic_sigma", "noise", "cutout", "hflip", "mask")
 """Keys accepted by :func:`from_config`."""
 
 _VECTOR_CONFIG_KEYS = ("noise", "mask")
@@ -397,6 +398,61 @@ def scale(shape: Sequence[int], max_factor: float) -> Augmentation:
     return affine(shape, max_scale=max_factor)
 
 
+def elastic(shape: Sequence[int], alpha: float, sigma: float = 1.0) -> Augmentation:
+    """Random elastic deformation (Simard, Steinkraus and Platt, 2003), bilinear.
+
+    A displacement field uniform in ``[-1, 1]`` per pixel and axis is smoothed by a Gaussian of standard deviation
+    ``sigma`` pixels (zero padding at the border) and rescaled so that its largest displacement is ``alpha`` pixels;
+    output pixel ``p`` reads the input at ``p + displacement(p)`` (:func:`warp`'s pull-back convention and
+    interpolation, ``map_coordinates`` with order 1; outside the image reads 0). Unlike an affine map the stroke
+    bends locally, like handwriting that varies from one writer to the next.
+
+    Args:
+        shape: image shape ``(height, width)``.
+        alpha: largest displacement in pixels, >= 0. Zero gives exactly the identity.
+        sigma: smoothness of the field in pixels, > 0 (small: local jitter; large: a nearly affine warp).
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``alpha`` is negative, ``sigma`` is not positive, or ``shape`` is invalid.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> elastic((8, 8), 1.0)(jax.random.key(0), jnp.ones(64)).shape
+        (64,)
+    """
+    shape = _image_shape(shape)
+    alpha = _nonnegative("alpha", alpha)
+    sigma = _nonnegative("sigma", sigma)
+    if sigma == 0:
+        raise ValueError("sigma must be a finite number > 0; got 0.0")
+    if alpha == 0:
+        return identity()
+    height, width = shape
+    radius = max(1, int(math.ceil(3 * sigma)))
+    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
+    total = sum(taps)
+    taps = [t / total for t in taps]
+
+    def aug(key: jax.Array, x: jax.Array) -> jax.Array:
+        image = _as_image(x, shape)
+        _check_floating(image)
+        dtype = image.dtype
+        g = jnp.asarray(taps, dtype)
+        field = jax.random.uniform(key, (2, height, width), dtype, -1.0, 1.0)
+        smooth = jax.vmap(lambda f: jax.scipy.signal.convolve2d(f, g[:, None] * g[None, :], mode="same"))(field)
+        peak = jnp.max(jnp.abs(smooth))
+        field = alpha * smooth / jnp.where(peak > 0, peak, 1.0)
+        rows = jnp.arange(height, dtype=dtype)[:, None] + field[0]
+        cols = jnp.arange(width, dtype=dtype)[None, :] + field[1]
+        out = map_coordinates(image, [rows, cols], order=1, mode="constant", cval=0.0)
+        return out.reshape(-1).astype(dtype)
+
+    return aug
+
+
 def cutout(shape: Sequence[int], size: int) -> Augmentation:
     """Random erasing: sets a ``size x size`` square patch to 0 (DeVries & Taylor, 2017).
 
@@ -539,6 +595,8 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
 
     - ``"rotation"``: ``max_degrees``;  ``"shift"``: ``max_shift`` in pixels;  ``"scale"``: zoom strength ``s``,
       giving zoom factors in ``[1 / (1 + s), 1 + s]``. These three share one resampling (:func:`affine`).
+    - ``"elastic"``: largest displacement in pixels of an elastic deformation (:func:`elastic`), after the affine
+      map; ``"elastic_sigma"``: its smoothness in pixels (default 1).
     - ``"hflip"``: True (probability 0.5) or a flip probability.
     - ``"cutout"``: patch size in pixels.
     - ``"mask"``: feature-masking probability;  ``"noise"``: Gaussian noise std.
@@ -570,6 +628,8 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
     rotation = _nonnegative("rotation", spec.get("rotation", 0.0))
     shift = _nonnegative("shift", spec.get("shift", 0.0))
     zoom = _nonnegative("scale", spec.get("scale", 0.0))
+    elastic_alpha = _nonnegative("elastic", spec.get("elastic", 0.0))
+    elastic_sigma = _nonnegative("elastic_sigma", spec.get("elastic_sigma", 1.0))
     cutout_size = spec.get("cutout", 0)
     flip = spec.get("hflip", False)
     flip_p = (0.5 if flip else 0.0) if isinstance(flip, bool) else _probability("hflip", flip)
@@ -579,7 +639,8 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
         raise ValueError(f"cutout must be a non-negative integer patch size; got {cutout_size!r}")
 
     if shape is None:
-        image_only = {"rotation": rotation, "shift": shift, "scale": zoom, "cutout": cutout_size, "hflip": flip_p}
+        image_only = {"rotation": rotation, "shift": shift, "scale": zoom, "elastic": elastic_alpha,
+                      "cutout": cutout_size, "hflip": flip_p}
         requested = [name for name, value in image_only.items() if value]
         if requested:
             raise ValueError(
@@ -592,6 +653,8 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
     augs = []
     if rotation or shift or zoom:
         augs.append(affine(shape, max_degrees=rotation, max_shift=shift, max_scale=1.0 + zoom))
+    if elastic_alpha:
+        augs.append(elastic(shape, elastic_alpha, elastic_sigma))
     if flip_p:
         augs.append(hflip(shape, flip_p))
     if cutout_size:

@@ -22,6 +22,7 @@ AUGS = {
     "scale": lambda: augment.scale(SHAPE, 1.3),
     "affine": lambda: augment.affine(SHAPE, 10.0, 1.0, 1.2),
     "cutout": lambda: augment.cutout(SHAPE, 3),
+    "elastic": lambda: augment.elastic(SHAPE, 1.0, 1.0),
     "hflip": lambda: augment.hflip(SHAPE, 0.5),
     "noise": lambda: augment.gaussian_noise(0.1),
     "mask": lambda: augment.feature_mask(0.3),
@@ -326,3 +327,31 @@ def test_make_views_errors():
 def test_from_config_errors(spec, shape, match):
     with pytest.raises(ValueError, match=match):
         augment.from_config(spec, shape)
+
+
+def test_elastic_moves_content_at_most_alpha_pixels_and_zero_is_the_identity():
+    x = jnp.zeros(81).at[40].set(1.0)  # one bright pixel at the centre of a 9x9 image
+    aug = augment.elastic((9, 9), 1.0, sigma=1.5)
+    views = jax.vmap(aug, in_axes=(0, None))(jax.random.split(jax.random.key(0), 16), x)
+    assert views.shape == (16, 81) and views.dtype == x.dtype
+    rows, cols = np.divmod(np.arange(81), 9)
+    for v in np.asarray(views):
+        lit = np.flatnonzero(v > 1e-12)
+        # A pixel reads the input within alpha = 1 pixel of itself (bilinear: at most one more pixel of support).
+        assert lit.size and np.max(np.hypot(rows[lit] - 4, cols[lit] - 4)) <= 2.0 + 1e-9
+    assert not np.allclose(views[0], views[1])  # a different field per key
+    assert augment.elastic((9, 9), 0.0)(jax.random.key(0), x) is x  # identity() returns its input
+    np.testing.assert_allclose(augment.elastic((9, 9), 1e-9)(jax.random.key(1), x), x, atol=1e-8)
+    with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
+        augment.elastic((9, 9), 1.0, sigma=0.0)
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+        augment.elastic((9, 9), -1.0)
+
+
+def test_elastic_from_config_needs_an_image_and_runs_in_make_views():
+    with pytest.raises(ValueError, match="elastic"):
+        augment.from_config({"elastic": 1.0}, None)
+    aug = augment.from_config({"rotation": 10.0, "elastic": 0.8, "elastic_sigma": 1.0}, SHAPE)
+    views, groups = augment.make_views(jax.random.key(0), jnp.stack([_image(0), _image(1)]), 3, aug)
+    assert views.shape == (6, D) and groups.tolist() == [0, 0, 0, 1, 1, 1]
+    assert np.all(np.isfinite(np.asarray(views)))

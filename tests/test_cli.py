@@ -99,11 +99,13 @@ def test_results_json_structure(tiny_run):
     expected = OBJECTIVES + ["base_kernel", "supervised"]
     expected += [f"{o}/{p}" for o in OBJECTIVES for p in ("knn", "kernel_ridge")]
     expected += ["base_kernel/kernel_ridge", "base_kernel/knn"]
+    expected += [f"peer:{p}" for p in config.PEERS]  # eval.peers, on by default
     assert list(acc) == expected
     for method, entry in acc.items():
         assert list(entry) == ["1", "2", "all"], method
         for key, cell in entry.items():
-            assert set(cell) == {"mean", "std", "draws", "probe"}
+            extra = {"params"} if method.startswith("peer:") else set()  # a peer's (default) hyper-parameters
+            assert set(cell) == {"mean", "std", "draws", "probe"} | extra
             assert len(cell["draws"]) == (1 if key == "all" else 2)
             assert 0.0 <= cell["mean"] <= 1.0
             assert cell["mean"] == pytest.approx(np.mean(cell["draws"]))

@@ -94,6 +94,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                              "i.e. runs/)")
     parser.add_argument("--quiet", action="store_true",
                         help="do not print progress (the final table and the run folder are still printed)")
+    parser.add_argument("--select", action="store_true",
+                        help="choose hyper-parameters per method and label budget on a labelled validation subset of "
+                             "the training split (the grid of [select]; same as --set select.enabled=true); the "
+                             "test split is scored once, at the end")
 
 
 def _check_dir(path, what: str) -> None:
@@ -107,6 +111,8 @@ def _check_dir(path, what: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.select:
+        cfg = _config.validate({**cfg, "select": {**cfg["select"], "enabled": True}})
     _check_dir(args.out if args.out is not None else cfg["output"]["dir"],
                "--out" if args.out is not None else "output.dir")
     from kernel_ssl_jax.lab import experiment  # jax is imported only when there is work to do

@@ -11,7 +11,9 @@ Sections:
   [graph]   the relationship graph: view cliques, plus an optional k-NN graph over the views (`graphs`);
   [kernel]  the base kernel (`kernels.by_name`); `bandwidth = "median"` uses the median distance between views;
   [ssl]     the objectives and their shared hyper-parameters (`spectral.solve_gram`);
-  [eval]    the few-label protocol (`evaluate`);
+  [eval]    the few-label protocol (`evaluate`) and the peer methods of `kssl run` (`peers`);
+  [select]  model selection without the test split (`select`): a labelled validation subset of the TRAINING split
+            and the grid of hyper-parameters chosen on it, per method and label budget (`kssl run --select`);
   [output]  where run folders go.
 
 Errors are `ConfigError` (a `ValueError`) with a one-line message that names the key, e.g.
@@ -55,10 +57,14 @@ __all__ = [
     "parse_override",
     "validate",
     "describe",
+    "PEERS",
 ]
 
 FEATURE_PROBES = ("knn", "ridge", "logistic", "kernel_ridge")
 """Probes of the learnt representation: cosine k-NN, ridge and logistic on `f(x)`, kernel ridge with `k*`."""
+
+PEERS = ("label_spreading", "laplacian_eigenmaps", "kernel_pca")
+"""Reference methods of `kssl run` (`kernel_ssl_jax.lab.peers`), each selected by the protocol of `[select]`."""
 
 DATA_NEEDS_PATH = {"file": "the .npz or .csv file"}
 # Data sets that read data.path when it is set; with it empty, mnist and fashion_mnist are fetched into the cache
@@ -117,6 +123,12 @@ def _at_least(low: float, strict: bool = False) -> Callable[[Any], Any]:
         return v
 
     return check
+
+
+def _open_unit(v):
+    if not 0.0 < v < 1.0:
+        raise ConfigError(f"must be in the open interval (0, 1), got {v!r}")
+    return v
 
 
 def _probability(v):
@@ -185,6 +197,37 @@ def _budgets(v):
     return list(v)
 
 
+def _list_of(kind: str, check: Callable[[Any], Any], *, allow_empty: bool = False, unique: bool = True):
+    """An array whose items are of `kind` ("int" or "float") and each pass `check` (e.g. `_at_least(0.0)`)."""
+
+    def check_list(v):
+        what = "integers" if kind == "int" else "numbers"
+        if not isinstance(v, list):
+            raise ConfigError(f"must be an array of {what}, got {describe_value(v)}")
+        if not v and not allow_empty:
+            raise ConfigError(f"must be a non-empty array of {what}, got []")
+        out = []
+        for x in v:
+            is_int = isinstance(x, int) and not isinstance(x, bool)
+            if not (is_int or (kind == "float" and isinstance(x, float))):
+                raise ConfigError(f"must hold only {what}; got {describe_value(x)} in {describe_value(v)}")
+            try:
+                out.append(check(float(x) if kind == "float" else x))
+            except ConfigError as e:
+                raise ConfigError(f"item {x!r}: {e}") from None
+        if unique and len(set(out)) != len(out):
+            raise ConfigError(f"names a value twice: {v}")
+        return out
+
+    return check_list
+
+
+def _peers(v):
+    if isinstance(v, list) and not v:
+        return []  # no peers
+    return _subset(PEERS, "peer")(v)
+
+
 def _nonneg_int(v):
     if v < 0:
         raise ConfigError(f"must be >= 0, got {v}")
@@ -219,11 +262,17 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "views": {
         "n_views": Option("int", 2, "augmented views per unlabelled training sample (barlow needs >= 2)", _pos_int),
         "include_original": Option("bool", False, "make the first view of each sample the untouched sample"),
+        "transductive": Option("bool", False, "also make views of the test INPUTS (never their labels): the "
+                               "unlabelled pool is train + test, as for the transductive peers"),
         "seed": Option("int", 0, "seed of the augmentations"),
         "rotation": Option("float", 12.0, "largest rotation angle in degrees (images)", _at_least(0.0)),
         "shift": Option("float", 0.5, "largest translation per axis in pixels, sub-pixel allowed (images)",
                         _at_least(0.0)),
         "scale": Option("float", 0.0, "zoom strength s: zoom factors in [1/(1+s), 1+s] (images)", _at_least(0.0)),
+        "elastic": Option("float", 0.0, "largest displacement in pixels of an elastic deformation (images; 0: none)",
+                          _at_least(0.0)),
+        "elastic_sigma": Option("float", 1.0, "smoothness in pixels of the elastic deformation's field",
+                                _at_least(0.0, strict=True)),
         "noise": Option("float", 0.03, "standard deviation of additive Gaussian noise", _at_least(0.0)),
         "cutout": Option("int", 0, "side in pixels of a random erased square, 0 for none (images)", _nonneg_int),
         "hflip": Option("float", 0.0, "probability of a horizontal flip (images; off for digits)", _probability),
@@ -233,6 +282,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "knn": Option("int", 10, "add a k-nearest-neighbour graph over the views to the view cliques (0: cliques only)",
                       _nonneg_int),
         "mutual": Option("bool", False, "keep a k-NN edge only if each end is among the other's neighbours"),
+        "cliques": Option("bool", True, "join the views of each sample (false: the k-NN graph alone, an ablation)"),
     },
     "kernel": {
         "name": Option("str", "rbf", "base kernel: " + ", ".join(_kernels.KERNELS), _choice(_kernels.KERNELS)),
@@ -273,6 +323,31 @@ SCHEMA: dict[str, dict[str, Option]] = {
                                    _at_least(0.0)),
         "seed": Option("int", 0, "seed of the label draws"),
         "heatmap_per_class": Option("int", 20, "test samples per class in the kernel heat maps", _pos_int),
+        "peers": Option("list[str]", list(PEERS), "reference methods evaluated with the same label draws (empty: "
+                        "none), from: " + ", ".join(PEERS) + "; label_spreading and laplacian_eigenmaps are "
+                        "transductive (they see the unlabelled test inputs)", _peers),
+    },
+    "select": {
+        "enabled": Option("bool", False, "choose hyper-parameters per method and label budget on a labelled "
+                          "validation subset of the training split (never the test split); also kssl run --select"),
+        "val_per_class": Option("int", 5, "labelled validation samples per class, drawn from the training split, "
+                                "held out of the selection draws (extra labels: state them)", _pos_int),
+        "n_draws": Option("int", 4, "seeded label draws from the rest of the training split per budget; the "
+                          "validation accuracy is averaged over them", _pos_int),
+        "seed": Option("int", 0, "seed of the validation subset and of the selection draws"),
+        "lam": Option("list[float]", [0.01, 0.1, 1.0], "grid of ssl.lam", _list_of("float", _at_least(0.0))),
+        "dim": Option("list[int]", [10, 20, 40], "grid of ssl.dim (also laplacian_eigenmaps, kernel_pca)",
+                      _list_of("int", _pos_int)),
+        "beta": Option("list[float]", [1.0], "grid of ssl.beta (vicreg)", _list_of("float", _at_least(0.0))),
+        "knn": Option("list[int]", [10], "grid of graph.knn (also laplacian_eigenmaps; label_spreading's "
+                      "n_neighbors)", _list_of("int", _nonneg_int)),
+        "bandwidth_scale": Option("list[float]", [1.0], "grid of factors on the kernel bandwidth (rbf/laplacian; "
+                                  "each factor costs one Gram and one eigendecomposition)",
+                                  _list_of("float", _at_least(0.0, strict=True))),
+        "alpha": Option("list[float]", [0.2, 0.5, 0.8], "grid of label_spreading's clamping factor alpha in (0, 1)",
+                        _list_of("float", _open_unit)),
+        "reg": Option("list[float]", [0.01, 0.1, 1.0], "grid of eval.kernel_ridge_reg for the base kernel",
+                      _list_of("float", _at_least(0.0))),
     },
     "output": {
         "dir": Option("str", "runs", "directory under which each run makes its folder <timestamp>-<name>"),
@@ -301,6 +376,8 @@ _KIND_NAMES = {
     "float|str": "a number or a string",
     "list[str]": "an array of strings",
     "list[int|str]": "an array of integers and strings",
+    "list[int]": "an array of integers",
+    "list[float]": "an array of numbers",
 }
 
 
@@ -316,6 +393,8 @@ def _coerce(kind: str, value: Any) -> Any:
         "float|str": is_int or isinstance(value, (float, str)),
         "list[str]": isinstance(value, list),
         "list[int|str]": isinstance(value, list),
+        "list[int]": isinstance(value, list),
+        "list[float]": isinstance(value, list),
     }[kind]
     if not ok:
         raise ConfigError(f"must be {_KIND_NAMES[kind]}, got {describe_value(value)}")
@@ -376,6 +455,11 @@ def validate(config: Mapping) -> dict[str, dict[str, Any]]:
     if name not in DATA_TAKES_PATH and cfg["data"]["path"]:
         raise ConfigError(f"data.path is set ({cfg['data']['path']!r}) but data.name = {name!r} reads no files; "
                           f"use data.name = {', '.join(DATA_TAKES_PATH)}")
+    if not cfg["graph"]["cliques"] and cfg["graph"]["knn"] == 0:
+        raise ConfigError("graph.cliques = false needs graph.knn > 0 (otherwise the graph has no edges)")
+    if cfg["select"]["enabled"] and not cfg["graph"]["cliques"] and 0 in cfg["select"]["knn"]:
+        raise ConfigError(f"select.knn = {cfg['select']['knn']} holds 0 but graph.cliques = false "
+                          "(a graph without edges)")
     if "barlow" in cfg["ssl"]["objectives"] and cfg["views"]["n_views"] < 2:
         raise ConfigError("views.n_views must be >= 2 when ssl.objectives includes barlow (it pairs views)")
     return cfg

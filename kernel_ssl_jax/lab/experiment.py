@@ -57,7 +57,10 @@ from kernel_ssl_jax.lab import figures as _figures
 from kernel_ssl_jax import evaluate as _evaluate
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
+from kernel_ssl_jax.lab import batched as _batched
 from kernel_ssl_jax.lab import outputs as _outputs
+from kernel_ssl_jax.lab import peers as _peers
+from kernel_ssl_jax.lab import select as _select
 from kernel_ssl_jax import spectral as _spectral
 
 __all__ = [
@@ -72,6 +75,8 @@ __all__ = [
     "fit_objectives",
     "representations",
     "evaluate_all",
+    "evaluate_selected",
+    "evaluate_peers",
     "format_table",
     "new_run_folder",
     "atomic_write",
@@ -181,7 +186,16 @@ def check_against_data(cfg: Mapping, ds: _data.Dataset) -> None:
     if largest > counts.min():
         raise ConfigError(f"eval.labels_per_class asks for {largest} labels per class but class "
                           f"{int(np.argmin(counts))} has only {int(counts.min())} training samples")
-    N = cfg["views"]["n_views"] * ds.X_train.shape[0]
+    sel = cfg["select"]
+    if sel["enabled"] and largest + sel["val_per_class"] > counts.min():
+        raise ConfigError(f"select.val_per_class = {sel['val_per_class']} plus the largest budget {largest} of "
+                          f"eval.labels_per_class exceeds the {int(counts.min())} training samples of class "
+                          f"{int(np.argmin(counts))}")
+    N = cfg["views"]["n_views"] * _pool(cfg, ds).shape[0]
+    if sel["enabled"] and max(sel["dim"]) >= N:
+        raise ConfigError(f"select.dim = {sel['dim']} must hold values smaller than the number of views ({N})")
+    if sel["enabled"] and max(sel["knn"]) >= N:
+        raise ConfigError(f"select.knn = {sel['knn']} must hold values smaller than the number of views ({N})")
     if N <= cfg["ssl"]["dim"]:
         raise ConfigError(f"ssl.dim = {cfg['ssl']['dim']} must be smaller than the number of views ({N})")
     if cfg["graph"]["knn"] >= N:
@@ -197,22 +211,36 @@ def _augmentation(cfg: Mapping, ds: _data.Dataset) -> _augment.Augmentation:
         raise ConfigError(f"views: {e} (data set {ds.name!r} has image shape {ds.image_shape})") from None
 
 
+def _pool(cfg: Mapping, ds: _data.Dataset) -> np.ndarray:
+    """The unlabelled samples that get views: the training inputs, plus the test inputs with
+    `views.transductive` (sources `n_train + j`)."""
+    if cfg["views"].get("transductive", False):
+        return np.concatenate([ds.X_train, ds.X_test])
+    return ds.X_train
+
+
 def build_views(cfg: Mapping, ds: _data.Dataset) -> tuple[jax.Array, np.ndarray]:
-    """`n_views` augmented views of every training sample: `(views (N, d), groups (N,))`, source-major."""
+    """`n_views` augmented views of every unlabelled sample (the training inputs, plus the test inputs with
+    `views.transductive`): `(views (N, d), groups (N,))`, source-major."""
     v = cfg["views"]
     aug = _augmentation(cfg, ds)
-    views, groups = _augment.make_views(jax.random.key(v["seed"]), jnp.asarray(ds.X_train), v["n_views"], aug,
+    views, groups = _augment.make_views(jax.random.key(v["seed"]), jnp.asarray(_pool(cfg, ds)), v["n_views"], aug,
                                         include_original=v["include_original"])
     return views, np.asarray(groups)
 
 
 def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array:
-    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum)."""
-    A = _graphs.from_groups(groups, dtype=views.dtype)
+    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum).
+
+    With `graph.cliques = false` (an ablation) the k-NN graph alone.
+    """
     k = cfg["graph"]["knn"]
-    if k:
-        A = jnp.maximum(A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]))
-    return A
+    if cfg["graph"].get("cliques", True):
+        A = _graphs.from_groups(groups, dtype=views.dtype)
+        if k:
+            A = jnp.maximum(A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]))
+        return A
+    return _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(views.dtype)
 
 
 def build_kernel(cfg: Mapping, views, image_shape=None) -> _kernels.Kernel:
@@ -276,14 +304,16 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
     objectives = cfg["ssl"]["objectives"]
     with progress.stage("data", cfg["data"]["name"], announce=False):
         ds = load_data(cfg)
-    n, n_views = ds.X_train.shape[0], cfg["views"]["n_views"]
-    with progress.stage("views", f"{n} unlabelled samples x {n_views} views"):
+    n, n_views = _pool(cfg, ds).shape[0], cfg["views"]["n_views"]
+    what = " (train + test inputs, transductive)" if cfg["views"]["transductive"] else ""
+    with progress.stage("views", f"{n} unlabelled samples{what} x {n_views} views"):
         views, groups = build_views(cfg, ds)
         views.block_until_ready()
     A = None
     if any(o != "barlow" for o in objectives):
         knn = cfg["graph"]["knn"]
-        with progress.stage("graph", "view cliques" + (f" + {knn}-NN over the views" if knn else "")):
+        parts = (["view cliques"] if cfg["graph"]["cliques"] else []) + ([f"{knn}-NN over the views"] if knn else [])
+        with progress.stage("graph", " + ".join(parts)):
             A = build_graph(cfg, views, groups)
             A.block_until_ready()
     pairs = _graphs.pairs_from_groups(groups) if "barlow" in objectives else None
@@ -438,10 +468,210 @@ def evaluate_all(prep: Prepared, reps: Representations, progress: Progress | Non
     return accuracy
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Stage 6 with model selection (`[select]`, `kernel_ssl_jax.lab.select`) and the peers (`eval.peers`)
+
+
+class ViewGram(NamedTuple):
+    """The Gram of the views at one bandwidth factor, its decomposition and the cross-Grams of the clean samples."""
+
+    scale: float
+    kernel: _kernels.Kernel
+    K: jax.Array
+    eig: _spectral.GramEigh
+    K_train_views: np.ndarray
+    K_test_views: np.ndarray
+
+
+def view_grams(prep: Prepared, scales, progress: Progress | None = None) -> list[ViewGram]:
+    """The Gram of the views and its decomposition at each bandwidth factor (1.0 reuses the run's own); other
+    kernels than rbf/laplacian have no bandwidth and keep only the run's Gram."""
+    ds, out = prep.ds, []
+    X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)
+    if "bandwidth" not in prep.kernel.params:
+        scales = [1.0]
+    for scale in scales:
+        if scale == 1.0:
+            kernel, K, eig = prep.kernel, prep.K, prep.eig
+        else:
+            kernel = _kernels.by_name(prep.kernel.name, bandwidth=float(prep.kernel.params["bandwidth"]) * scale)
+            K = _kernels.gram(kernel, prep.views)
+            eig, _ = decompose(K, prep.cfg["ssl"]["rcond"])
+            if progress is not None:
+                progress.note(f"select: Gram and eigendecomposition at bandwidth x {scale:g} "
+                              f"({int(eig.rank)} eigenpairs)")
+        out.append(ViewGram(scale, kernel, K, eig, np.asarray(_kernels.gram(kernel, X_train, prep.views)),
+                         np.asarray(_kernels.gram(kernel, X_test, prep.views))))
+    return out
+
+
+def _graph_for(prep: Prepared, knn: int) -> jax.Array:
+    if knn == prep.cfg["graph"]["knn"] and prep.A is not None:
+        return prep.A
+    return build_graph({**prep.cfg, "graph": {**prep.cfg["graph"], "knn": knn}}, prep.views, prep.groups)
+
+
+def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[int, jax.Array],
+                   n_classes: int) -> list[_select.Candidate]:
+    """Every point of the `[select]` grid for one objective: bandwidth factor x graph.knn x lam x beta x dim.
+
+    `graphs` maps `graph.knn` values (or any label, reported as `graph`) to relationship matrices.
+    One target per (Gram, graph) and one `jax.vmap` over `(lam, beta)` at the largest dim (`batched.solve_batch`);
+    smaller dims are the leading rows (`batched.nested_dims`).
+    """
+    sel, ev = prep.cfg["select"], prep.cfg["eval"]
+    dims = sorted(sel["dim"])
+    betas = sel["beta"] if objective == "vicreg" else [prep.cfg["ssl"]["beta"]]
+    lam_beta = [(lam, beta) for beta in betas for lam in sel["lam"]]
+    graph_items = [(None, None)] if objective == "barlow" else list(graphs.items())
+    out = []
+    for g in grams:
+        for knn, A in graph_items:
+            coefs, ws, _ = _batched.solve_batch(objective, g.K, g.eig, A, prep.pairs, [lb[0] for lb in lam_beta],
+                                                [lb[1] for lb in lam_beta], max(dims))
+            for i, (lam, beta) in enumerate(lam_beta):
+                C = np.asarray(coefs[i])
+                for d in dims:
+                    graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
+                    params = {"bandwidth_scale": g.scale, **graph, "lam": lam,
+                              **({"beta": beta} if objective == "vicreg" else {}), "dim": d}
+                    out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
+                                                         g.K_test_views @ C[:d].T, prep.ds.y_train, ev, n_classes))
+    return out
+
+
+def base_kernel_candidates(prep: Prepared, grams: list[ViewGram], regs, n_classes: int) -> list[_select.Candidate]:
+    """Kernel ridge with the base kernel over bandwidth factor x `select.reg` (`eval.kernel_ridge_reg`)."""
+    ds, out = prep.ds, []
+    y = np.asarray(ds.y_train)
+    for g in grams:
+        K_tr = np.asarray(_kernels.gram(g.kernel, jnp.asarray(ds.X_train)))
+        K_te = np.asarray(_kernels.gram(g.kernel, jnp.asarray(ds.X_test), jnp.asarray(ds.X_train)))
+        for reg in regs:
+            def train(idx, query, K_tr=K_tr, reg=reg):
+                return _evaluate.kernel_ridge_classify(K_tr[np.ix_(idx, idx)], y[idx], K_tr[np.ix_(query, idx)],
+                                                       reg=reg, n_classes=n_classes)
+
+            def test(idx, K_tr=K_tr, K_te=K_te, reg=reg):
+                return _evaluate.kernel_ridge_classify(K_tr[np.ix_(idx, idx)], y[idx], K_te[:, idx], reg=reg,
+                                                       n_classes=n_classes)
+
+            out.append(_select.Candidate({"bandwidth_scale": g.scale, "reg": reg}, train, test))
+    return out
+
+
+def peer_candidates(prep: Prepared, peer: str, grams: list[ViewGram] | None, n_classes: int) -> list[_select.Candidate]:
+    """The grid of one peer (`peers`): its `[select]` grid when selecting (`grams` given), else its default point."""
+    cfg, ds = prep.cfg, prep.ds
+    ev, sel = cfg["eval"], cfg["select"] if grams is not None else None
+    if peer == "label_spreading":
+        return _peers.label_spreading(ds.X_train, ds.X_test, ds.y_train, _peers.label_spreading_grid(sel))
+    if peer == "laplacian_eigenmaps":
+        knns = sel["knn"] if sel is not None else [cfg["graph"]["knn"]]
+        knns = [k for k in knns if k > 0] or [10]  # a graph of cliques alone does not reach the test nodes
+        return _peers.laplacian_eigenmaps(prep.views, prep.groups, ds.X_train, ds.X_test, ds.y_train, knns,
+                                          sel["dim"] if sel is not None else [cfg["ssl"]["dim"]], ev, n_classes,
+                                          cliques=cfg["graph"]["cliques"], mutual=cfg["graph"]["mutual"],
+                                          seed=cfg["views"]["seed"])
+    if peer == "kernel_pca":
+        if grams is None:
+            X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)
+            grams_ = [(1.0, prep.K, _kernels.gram(prep.kernel, X_train, prep.views),
+                       _kernels.gram(prep.kernel, X_test, prep.views))]
+        else:
+            grams_ = [(g.scale, g.K, g.K_train_views, g.K_test_views) for g in grams]
+        return _peers.kernel_pca(grams_, ds.y_train, sel["dim"] if sel is not None else [cfg["ssl"]["dim"]], ev,
+                                 n_classes, seed=cfg["views"]["seed"])
+    raise ConfigError(f"eval.peers: unknown peer {peer!r}; valid: {', '.join(_config.PEERS)}")
+
+
+def score_selected(candidates, proto, prep: Prepared, probe: str) -> tuple[dict, dict]:
+    """Chooses per budget on the validation subset (or takes the single candidate without `proto`), then scores
+    the chosen candidate ONCE on the test split with the `[eval]` label draws. Returns `(accuracy row, choice)`."""
+    ev, ds = prep.cfg["eval"], prep.ds
+    if proto is None:
+        if len(candidates) != 1:
+            raise ValueError("several candidates need a selection protocol")
+        choice = {str(b): {"index": 0, "params": dict(candidates[0].params), "val_accuracy": None, "grid": []}
+                  for b in ev["labels_per_class"]}
+    else:
+        choice = _select.choose(candidates, proto, ds.y_train)
+    row = {}
+    for b in ev["labels_per_class"]:
+        chosen = candidates[choice[str(b)]["index"]]
+        res = _evaluate.accuracy_vs_labels(chosen.predict_test, ds.y_train, ds.y_test, [b], ev["n_draws"],
+                                           ev["seed"])[str(b)]
+        row[str(b)] = dict(res, probe=probe, params=choice[str(b)]["params"])
+    return row, choice
+
+
+def evaluate_peers(prep: Prepared, proto=None, grams=None, progress: Progress | None = None) -> tuple[dict, dict]:
+    """The rows `peer:<name>` of `eval.peers` (selected by `proto` when given) and their choices."""
+    n_classes = int(np.max(prep.ds.y_train)) + 1  # from the training labels only
+    rows, choices = {}, {}
+    probe = prep.cfg["eval"]["main_probe"]
+    for i, peer in enumerate(prep.cfg["eval"]["peers"]):
+        cands = peer_candidates(prep, peer, grams, n_classes)
+        label = _peers.LABELS[peer] + ("" if peer == "label_spreading" else f"; {probe}")
+        rows[f"peer:{peer}"], choices[f"peer:{peer}"] = score_selected(cands, proto, prep, label)
+        if progress is not None:
+            progress.step(i + 1, len(prep.cfg["eval"]["peers"]), peer)
+    return rows, choices
+
+
+def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Stage 6 with `[select]`: every objective (main probe), the base kernel and the peers chosen per budget on
+    the validation subset of the training split (`select`), then scored once on the test split.
+
+    Returns:
+      `(accuracy, selection)`: rows as in `evaluate_all` (each budget's entry also holds the chosen `params`), and
+      `{"protocol": {...}, "methods": {method: {budget: {"params", "val_accuracy", "grid"}}}}`.
+    """
+    cfg, ds = prep.cfg, prep.ds
+    sel, ev = cfg["select"], cfg["eval"]
+    n_classes = int(np.max(ds.y_train)) + 1  # from the training labels only
+    try:
+        proto = _select.protocol(ds.y_train, ev["labels_per_class"], sel)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    grams = view_grams(prep, sel["bandwidth_scale"], progress)
+    graphs = {k: _graph_for(prep, k) for k in sel["knn"]} if any(o != "barlow" for o in cfg["ssl"]["objectives"]) \
+        else {}
+    accuracy, choices = {}, {}
+    probe = ev["main_probe"]
+    for objective in cfg["ssl"]["objectives"]:
+        cands = ssl_candidates(prep, objective, grams, graphs, n_classes)
+        accuracy[objective], choices[objective] = score_selected(cands, proto, prep, f"{probe}, selected")
+        if progress is not None:
+            progress.note(f"select: {objective}: {len(cands)} candidates; chosen "
+                          + "; ".join(f"{b}: {_select.describe(c['params'])}" for b, c in choices[objective].items()))
+    accuracy["base_kernel"], choices["base_kernel"] = score_selected(
+        base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge, selected")
+    X_train, X_test, y_train = ds.X_train, ds.X_test, np.asarray(ds.y_train)
+    sup = _select.Candidate({}, None, lambda idx: _evaluate.logistic_probe(X_train[idx], y_train[idx], X_test,
+                                                                           n_classes=n_classes))
+    accuracy["supervised"], _ = score_selected([sup], None, prep, "logistic on raw inputs")
+    peer_rows, peer_choices = evaluate_peers(prep, proto, grams, progress)
+    accuracy.update(peer_rows)
+    choices.update(peer_choices)
+    for row in accuracy.values():
+        for entry in row.values():
+            entry.setdefault("params", {})
+    selection = {
+        "protocol": {"val_per_class": proto.val_per_class, "val_labels": int(proto.val_idx.size),
+                     "n_draws": sel["n_draws"], "seed": sel["seed"], "split": "training split only",
+                     "criterion": f"mean validation accuracy of the main probe ({probe}) over the selection draws",
+                     "val_index": [int(i) for i in proto.val_idx]},
+        "methods": choices,
+    }
+    return accuracy, selection
+
+
 def _summary(accuracy: Mapping, objectives) -> dict[str, Any]:
     """The best kernel-SSL method at the smallest budget, and its gain over the base kernel at every budget."""
     keys = list(accuracy["base_kernel"])
-    ssl_methods = [m for m in accuracy if "/" in m and m.split("/")[0] in objectives]
+    ssl_methods = [m for m in accuracy if "/" in m and m.split("/")[0] in objectives] or [
+        m for m in objectives if m in accuracy]
     best = max(ssl_methods, key=lambda m: (accuracy[m][keys[0]]["mean"], -ssl_methods.index(m)))
     return {
         "best_method": best,
@@ -587,11 +817,22 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
         solutions, warnings = fit_objectives(prep, progress=prog)
     for w in warnings:
         prog.note("warning: " + w)
-    with prog.stage("features", f"{prep.ds.X_train.shape[0]} training + {prep.ds.X_test.shape[0]} test samples"):
-        reps = representations(prep, solutions)
     ev = cfg["eval"]
-    with prog.stage("evaluate", f"{len(ev['labels_per_class'])} label budgets x {ev['n_draws']} draws"):
-        accuracy = evaluate_all(prep, reps, prog)
+    sel = cfg["select"]
+    selection = None
+    if sel["enabled"]:
+        with prog.stage("select", f"grid per method and budget on {sel['val_per_class']} validation labels per "
+                                  f"class of the training split, then {len(ev['labels_per_class'])} label budgets "
+                                  f"x {ev['n_draws']} draws on test"):
+            accuracy, selection = evaluate_selected(prep, prog)
+    else:
+        with prog.stage("features", f"{prep.ds.X_train.shape[0]} training + {prep.ds.X_test.shape[0]} test samples"):
+            reps = representations(prep, solutions)
+        with prog.stage("evaluate", f"{len(ev['labels_per_class'])} label budgets x {ev['n_draws']} draws"):
+            accuracy = evaluate_all(prep, reps, prog)
+        if ev["peers"]:
+            with prog.stage("peers", ", ".join(ev["peers"]) + " at their default settings"):
+                accuracy.update(evaluate_peers(prep, None, None, prog)[0])
 
     ds = prep.ds
     results: dict[str, Any] = {
@@ -601,7 +842,7 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
         "data": {"name": ds.name, "n_train": int(ds.X_train.shape[0]), "n_test": int(ds.X_test.shape[0]),
                  "n_features": int(ds.X_train.shape[1]), "n_classes": int(ds.n_classes),
                  "image_shape": list(ds.image_shape) if ds.image_shape else None},
-        "views": {"n_sources": int(ds.X_train.shape[0]), "n_views": cfg["views"]["n_views"],
+        "views": {"n_sources": int(_pool(cfg, ds).shape[0]), "n_views": cfg["views"]["n_views"],
                   "n_total": int(prep.views.shape[0])},
         "graph": None if prep.A is None else {
             "edges": int((np.count_nonzero(np.asarray(prep.A)) - prep.A.shape[0]) // 2),
@@ -613,6 +854,7 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
         "losses": {o: float(s.loss) for o, s in solutions.items()},
         "methods": {o: s.method for o, s in solutions.items()},
         "warnings": warnings,
+        "selection": selection,
         "version": _version(),
         "timings": {},
     }
@@ -624,10 +866,19 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
 
     objectives = ssl["objectives"]
     n_draws = ev["n_draws"]
-    print(format_table(accuracy, [*objectives, "base_kernel", "supervised"],
+    peer_rows = [m for m in accuracy if m.startswith("peer:")]
+    how = ("hyper-parameters chosen per budget on a validation subset of the TRAINING split "
+           f"({selection['protocol']['val_labels']} extra labels)" if selection else "fixed hyper-parameters")
+    print(format_table(accuracy, [*objectives, "base_kernel", "supervised", *peer_rows],
                        f"\nTest accuracy on {ds.X_test.shape[0]} held-out {ds.name} samples, mean ± std over "
-                       f"{n_draws} label draws (columns: labels per class; rows: method (probe))"), file=stdout)
-    print(format_table(accuracy, [m for m in accuracy if "/" in m], "\nEvery probe:"), file=stdout)
+                       f"{n_draws} label draws, {how} (columns: labels per class; rows: method (probe))"), file=stdout)
+    if any("/" in m for m in accuracy):
+        print(format_table(accuracy, [m for m in accuracy if "/" in m], "\nEvery probe:"), file=stdout)
+    if selection:
+        print("\nChosen hyper-parameters (validation accuracy):", file=stdout)
+        for m, per_budget in selection["methods"].items():
+            print(f"  {m}: " + "; ".join(f"{b}: {_select.describe(c['params']) or '-'} ({c['val_accuracy']:.3f})"
+                                         for b, c in per_budget.items()), file=stdout)
     summ = results["summary"]
     gains = ", ".join(f"{g * 100:+.1f} at {k}" for k, g in summ["gain_over_base_kernel"].items())
     print(f"\nbest kernel-SSL method: {summ['best_method']}; points over base_kernel: {gains}", file=stdout)

@@ -74,7 +74,8 @@ def figure_kernels(heatmaps: Mapping[str, np.ndarray], path: str | Path) -> None
 
 
 def figure_accuracy(accuracy: Mapping, objectives: Sequence[str], path: str | Path) -> None:
-    """`accuracy.png` of a run: left, each objective's main probe, the base kernel and the supervised reference;
+    """`accuracy.png` of a run: left, each objective's main probe, the base kernel, the supervised reference and the
+    peers (`peer:<name>`, dotted);
     right, every probe (colour: representation, line style: probe). `accuracy` as in `results.json`."""
     from matplotlib.figure import Figure
 
@@ -83,19 +84,21 @@ def figure_accuracy(accuracy: Mapping, objectives: Sequence[str], path: str | Pa
     fig = Figure(figsize=(12, 4.5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     main = [m for m in [*objectives, "base_kernel", "supervised"] if m in accuracy]
+    main += [m for m in accuracy if m.startswith("peer:")]  # reference methods (eval.peers)
     others = [m for m in accuracy if m not in main and "/" in m]
     # One colour per representation (objective, base kernel), one line style per probe.
     families = list(dict.fromkeys(m.split("/")[0] for m in accuracy))
     colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
     probes = list(dict.fromkeys(m.split("/")[1] for m in others))
     styles = dict(zip(probes, ["-", "--", ":", "-."] * 3, strict=False))
-    for ax, rows, title in ((axes[0], main, "main probe, base kernel and supervised"),
+    for ax, rows, title in ((axes[0], main, "main probe, base kernel, supervised and peers"),
                             (axes[1], others, "every probe (colour: representation, line: probe)")):
         for m in rows:
             mean = [accuracy[m][k]["mean"] for k in keys]
             std = [accuracy[m][k]["std"] for k in keys]
             family, _, probe = m.partition("/")
-            style = styles.get(probe, {"base_kernel": "--", "supervised": ":"}.get(m, "-"))
+            style = styles.get(probe, {"base_kernel": "--", "supervised": ":"}.get(m, ":" if m.startswith("peer:")
+                                                                                    else "-"))
             ax.errorbar(x, mean, yerr=std, color=colours[family], linestyle=style, marker="o", capsize=3, label=m)
         ax.set_xticks(x, keys)
         ax.set_xlabel("labels per class")

@@ -1,0 +1,135 @@
+"""Kernel SSL against its peers, every method selected WITHOUT the test split, over several seeds; graph ablation.
+
+For each seed `s` (the train/test split, the views, the validation subset and the label draws all use `s`):
+
+1. `experiment.prepare`: views, graph (view cliques + k-NN), ONE Gram of the views and ONE eigendecomposition.
+2. The protocol of `kernel_ssl_jax.lab.select`: `select.val_per_class` labelled validation digits per class from
+   the TRAINING split; each method's grid is scored on them per budget (selection draws from the rest of the
+   training split) and the chosen point is scored once on the test split with `eval.n_draws` label draws.
+3. Rows: the SSL objectives (grid `select.lam` x `select.dim` [x `select.beta`]) on three graphs over the same
+   views, the ablation of the relationship graph: `cliques` (view cliques only), `knn` (the k-NN graph over the
+   views alone, `graph.cliques = false`) and `both` (the default); the base kernel (kernel ridge, grid
+   `select.reg`); and the peers of `eval.peers`, each with its own grid (see `kernel_ssl_jax.lab.peers`).
+
+Output: one table per budget, mean ± std over seeds of the per-seed test accuracy (itself a mean over the label
+draws), the mean of the per-seed std over draws, and the paired difference (per seed, same draws) of the best
+kernel-SSL row against each peer; a JSON file with every per-seed number and every choice.
+
+Usage:
+  python experiments/study_select.py --seeds 0 1 2                        # 2 views, about 4 min per seed
+  python experiments/study_select.py --seeds 0 1 2 --set views.n_views=4 --set views.rotation=20 \\
+      --set views.shift=1.0 --set views.scale=0.1 --out runs/study_select_4views.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kernel_ssl_jax.lab import config, experiment, select
+
+GRAPHS = ("cliques", "knn", "both")
+
+
+def one_seed(cfg: dict, seed: int, objectives, progress) -> dict:
+    cfg = config.validate({**cfg, "data": {**cfg["data"], "seed": seed}, "views": {**cfg["views"], "seed": seed},
+                           "eval": {**cfg["eval"], "seed": seed}, "select": {**cfg["select"], "seed": seed,
+                                                                             "enabled": True}})
+    prep = experiment.prepare(cfg, progress)
+    ds, sel, ev = prep.ds, cfg["select"], cfg["eval"]
+    n_classes = int(ds.n_classes)
+    proto = select.protocol(ds.y_train, ev["labels_per_class"], sel)
+    grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress)
+    knn = cfg["graph"]["knn"]
+    graphs = {
+        "cliques": experiment.build_graph({**cfg, "graph": {**cfg["graph"], "knn": 0}}, prep.views, prep.groups),
+        "knn": experiment.build_graph({**cfg, "graph": {**cfg["graph"], "cliques": False}}, prep.views, prep.groups),
+        "both": prep.A,
+    }
+    rows, choices = {}, {}
+    for objective in objectives:
+        for name in GRAPHS:
+            t = time.perf_counter()
+            cands = experiment.ssl_candidates(prep, objective, grams, {name: graphs[name]}, n_classes)
+            key = f"{objective} [{name}]"
+            rows[key], choices[key] = experiment.score_selected(cands, proto, prep, "knn, selected")
+            progress.note(f"seed {seed}: {key}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[key].items())
+                          + f" ({time.perf_counter() - t:.0f} s)")
+    rows["base_kernel"], choices["base_kernel"] = experiment.score_selected(
+        experiment.base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge")
+    t = time.perf_counter()
+    peer_rows, peer_choices = experiment.evaluate_peers(prep, proto, grams)
+    rows.update(peer_rows)
+    choices.update(peer_choices)
+    progress.note(f"seed {seed}: peers " + ", ".join(f"{m}: {r['1']['mean']:.3f}" for m, r in peer_rows.items()
+                                                     if "1" in r) + f" ({time.perf_counter() - t:.0f} s)")
+    graph_edges = {name: int((np.count_nonzero(np.asarray(A)) - A.shape[0]) // 2) for name, A in graphs.items()}
+    return {"seed": seed, "knn": knn, "n_views": cfg["views"]["n_views"], "graph_edges": graph_edges,
+            "val_labels": int(proto.val_idx.size),
+            "rows": {m: {b: {"mean": e["mean"], "std": e["std"], "draws": e["draws"], "params": e["params"]}
+                         for b, e in r.items()} for m, r in rows.items()},
+            "choices": {m: {b: {"params": c["params"], "val_accuracy": c["val_accuracy"]} for b, c in r.items()}
+                        for m, r in choices.items()}}
+
+
+def summarise(per_seed: list[dict], budgets) -> str:
+    methods = list(per_seed[0]["rows"])
+    lines = []
+    for b in (str(b) for b in budgets):
+        lines += [f"\n{b} label{'s' if b != '1' else ''}/class: test accuracy, mean ± std over {len(per_seed)} seeds "
+                  "(in brackets: mean std over label draws)", "",
+                  "| method | accuracy | draws std | per seed |", "|---|---|---|---|"]
+        for m in methods:
+            means = np.array([s["rows"][m][b]["mean"] for s in per_seed])
+            stds = np.array([s["rows"][m][b]["std"] for s in per_seed])
+            lines.append(f"| {m} | {means.mean():.3f} ± {means.std(ddof=1) if len(means) > 1 else 0:.3f} | "
+                         f"{stds.mean():.3f} | {' '.join(f'{v:.3f}' for v in means)} |")
+        ssl_rows = [m for m in methods if "[" in m]
+        best = max(ssl_rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
+        lines += ["", f"paired differences (same split, views and label draws) of {best}:"]
+        for m in methods:
+            if m == best or m in ssl_rows and "[both]" not in m:
+                continue
+            d = np.array([np.mean(np.array(s["rows"][best][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
+                          for s in per_seed])
+            dd = np.concatenate([np.array(s["rows"][best][b]["draws"]) - np.array(s["rows"][m][b]["draws"])
+                                 for s in per_seed])
+            se = dd.std(ddof=1) / np.sqrt(dd.size) if dd.size > 1 else 0.0
+            lines.append(f"  - {best} - {m}: {d.mean() * 100:+.1f} points (per seed "
+                         f"{' '.join(f'{v * 100:+.1f}' for v in d)}; standard error over {dd.size} paired draws "
+                         f"{se * 100:.1f})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--objectives", nargs="+", default=["vicreg", "vicreg_hard", "contrastive"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override (as kssl run --set), e.g. views.n_views=4")
+    parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    cfg = config.load_config(overrides=['eval.labels_per_class=[1, 2, 5]', *args.overrides])
+    progress = experiment.Progress(True)
+    per_seed = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        per_seed.append(one_seed(cfg, seed, args.objectives, progress))
+        out.write_text(json.dumps({"config": cfg, "overrides": args.overrides, "per_seed": per_seed}, indent=1))
+    print(f"\n{len(per_seed)} seeds; views: {cfg['views']}; graph.knn = {cfg['graph']['knn']}; "
+          f"validation labels: {per_seed[0]['val_labels']} (from the training split); label draws per seed: "
+          f"{cfg['eval']['n_draws']}; graph edges (seed {per_seed[0]['seed']}): {per_seed[0]['graph_edges']}")
+    print(summarise(per_seed, cfg["eval"]["labels_per_class"]))
+    print(f"\nstudy time {time.perf_counter() - start:.0f} s; per-seed numbers in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Peer methods of `kssl run` (`eval.peers`): reference rows evaluated on the same label draws as kernel SSL.
+
+- `label_spreading`: scikit-learn's `LabelSpreading` on the clean training AND test inputs (transductive: it sees
+  the unlabelled test inputs, never their labels), on the raw inputs. Grid: scikit-learn's defaults (rbf,
+  `gamma = 20`, `alpha = 0.2`) and a k-NN kernel with `n_neighbors` in `select.knn` x `alpha` in `select.alpha`.
+- `laplacian_eigenmaps`: `sklearn.manifold.SpectralEmbedding` of the same graph as kernel SSL (view cliques + k-NN,
+  `graph.cliques`, `graph.mutual`) with the clean training and test samples added as nodes (transductive): each
+  clean sample joins the clique of its own views, and the k-NN graph is over all nodes. The probe of `[eval]`
+  (cosine k-NN by default) on the embedding. Grid: `select.knn` x `select.dim` (one embedding per k at the largest
+  dim; smaller dims are its leading columns).
+- `kernel_pca`: `sklearn.decomposition.KernelPCA` of the Gram of the views under the base kernel (the Gram of
+  `kssl run`, centred by KernelPCA), the clean training and test samples projected (inductive). Grid:
+  `select.bandwidth_scale` x `select.dim` (nested leading components).
+
+Each builder returns `select.Candidate`s: hyper-parameters, a predictor over training indices (for the selection
+protocol of `select`, which never sees the test split) and a predictor of the test labels (scored once, at the end).
+Without `--select` each peer is its single default point (scikit-learn's defaults; `ssl.dim` and `graph.knn`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from kernel_ssl_jax.lab import select as _select
+
+__all__ = ["label_spreading", "label_spreading_grid", "laplacian_eigenmaps", "kernel_pca", "LABELS"]
+
+LABELS = {
+    "label_spreading": "LabelSpreading, transductive",
+    "laplacian_eigenmaps": "SpectralEmbedding of the SSL graph, transductive",
+    "kernel_pca": "KernelPCA of the views",
+}
+"""How each peer is labelled in the printed table and results.json (its `probe` field)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# LabelSpreading (transductive, raw inputs)
+
+
+def label_spreading(X_train, X_test, y_train, grid: Sequence[Mapping[str, Any]]) -> list[_select.Candidate]:
+    """One candidate per `LabelSpreading` parameter set of `grid`, fitted on train + test inputs per labelled set."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    X_all = np.concatenate([np.asarray(X_train), np.asarray(X_test)])
+    n_train = np.asarray(X_train).shape[0]
+    y = np.asarray(y_train)
+
+    def make(params):
+        cache: dict[bytes, np.ndarray] = {}
+
+        def transduce(idx):
+            key = np.asarray(idx).tobytes()
+            if key not in cache:
+                labels = np.full(X_all.shape[0], -1)
+                labels[idx] = y[idx]
+                with warnings.catch_warnings():  # rbf at gamma = 20 leaves some points unreached (0 / 0)
+                    warnings.simplefilter("ignore")
+                    model = LabelSpreading(**params).fit(X_all, labels)
+                cache.clear()
+                cache[key] = np.asarray(model.transduction_)
+            return cache[key]
+
+        return _select.Candidate(dict(params), lambda idx, query: transduce(idx)[query],
+                             lambda idx: transduce(idx)[n_train:])
+
+    return [make(p) for p in grid]
+
+
+def label_spreading_grid(sel: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """scikit-learn's defaults, then (with `[select]`) the k-NN kernel over `select.knn` x `select.alpha`."""
+    grid: list[dict[str, Any]] = [{"kernel": "rbf", "gamma": 20.0, "alpha": 0.2}]
+    if sel is not None:
+        grid += [{"kernel": "knn", "n_neighbors": k, "alpha": a, "max_iter": 100}
+                 for k in sel["knn"] if k > 0 for a in sel["alpha"]]
+    return grid
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Laplacian eigenmaps of the SSL graph (transductive)
+
+
+def _graph(nodes: np.ndarray, node_groups: np.ndarray, knn: int, *, cliques: bool, mutual: bool):
+    """Sparse symmetric 0/1 graph: cliques of equal `node_groups` (>= 0) and a k-NN graph over `nodes`, joined by
+    the elementwise maximum (as `graphs.from_groups` and `graphs.knn` join them for kernel SSL)."""
+    from sklearn.neighbors import kneighbors_graph
+
+    n = nodes.shape[0]
+    A = scipy.sparse.csr_matrix((n, n))
+    if knn:
+        G = kneighbors_graph(nodes, knn, mode="connectivity", include_self=False)
+        A = G.minimum(G.T) if mutual else G.maximum(G.T)
+    if cliques:
+        member = np.flatnonzero(node_groups >= 0)
+        E = scipy.sparse.csr_matrix((np.ones(member.size), (member, node_groups[member])),
+                                    shape=(n, int(node_groups.max()) + 1))
+        C = (E @ E.T).tocsr()
+        C.setdiag(0)
+        C.eliminate_zeros()
+        A = A.maximum(C.sign())
+    return A.tocsr()
+
+
+def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[int], dims: Sequence[int],
+                        ev: Mapping[str, Any], n_classes: int, *, cliques: bool = True, mutual: bool = False,
+                        seed: int = 0) -> list[_select.Candidate]:
+    """Candidates over `knns` x `dims` (see the module docstring); `views, groups` as `kssl run` makes them."""
+    from sklearn.manifold import SpectralEmbedding
+
+    V, Xtr, Xte = (np.asarray(a, dtype=np.float64) for a in (views, X_train, X_test))
+    n_views, n_train = V.shape[0], Xtr.shape[0]
+    nodes = np.concatenate([V, Xtr, Xte])
+    # Each clean sample joins the clique of its own views; test samples have views only when they are in the pool
+    # (`views.transductive`: sources n_train + j).
+    groups = np.asarray(groups)
+    n_test = Xte.shape[0]
+    test_groups = n_train + np.arange(n_test) if groups.max() + 1 == n_train + n_test else -np.ones(n_test, int)
+    node_groups = np.concatenate([groups, np.arange(n_train), test_groups])
+    out = []
+    for k in (k for k in knns if k > 0):
+        A = _graph(nodes, node_groups, k, cliques=cliques, mutual=mutual)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "graph is not fully connected" for a mutual graph: still embedded
+            emb = SpectralEmbedding(n_components=max(dims), affinity="precomputed",
+                                    random_state=seed).fit_transform(A)
+        F_train, F_test = emb[n_views:n_views + n_train], emb[n_views + n_train:]
+        out += [_select.feature_candidate({"knn": k, "dim": d}, F_train[:, :d], F_test[:, :d], y_train, ev,
+                                          n_classes) for d in sorted(dims)]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Kernel PCA of the views (inductive)
+
+
+def kernel_pca(grams: Sequence[tuple[float, Any, Any, Any]], y_train, dims: Sequence[int], ev: Mapping[str, Any],
+               n_classes: int, *, seed: int = 0) -> list[_select.Candidate]:
+    """Candidates over the `(bandwidth_scale, K_views, K_train_views, K_test_views)` of `grams` x `dims`."""
+    from sklearn.decomposition import KernelPCA
+
+    out = []
+    for scale, K, K_train, K_test in grams:
+        kpca = KernelPCA(n_components=max(dims), kernel="precomputed", eigen_solver="arpack", random_state=seed)
+        kpca.fit(np.asarray(K))
+        F_train, F_test = kpca.transform(np.asarray(K_train)), kpca.transform(np.asarray(K_test))
+        out += [_select.feature_candidate({"bandwidth_scale": scale, "dim": d}, F_train[:, :d], F_test[:, :d],
+                                          y_train, ev, n_classes) for d in sorted(dims)]
+    return out

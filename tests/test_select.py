@@ -1,0 +1,128 @@
+"""Tests of model selection without the test split (kernel_ssl_jax/lab/select.py, `kssl run --select`) and of the
+peers (kernel_ssl_jax/lab/peers.py, `eval.peers`): the selection never reads the test labels, the protocol's
+validation subset is disjoint from its draws, peers give valid accuracies in results.json, the new keys are checked."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kernel_ssl_jax.lab import cli, config, experiment, select
+
+SMALL = ["data.max_train=60", "data.max_test=30", "graph.knn=5", "ssl.objectives=['vicreg']",
+         "eval.labels_per_class=[1, 2]", "eval.n_draws=2", "select.enabled=true", "select.n_draws=2",
+         "select.val_per_class=3", "select.lam=[0.01, 1.0]", "select.dim=[4, 8]", "select.knn=[5]",
+         "select.alpha=[0.5]", "select.reg=[0.1, 1.0]", "ssl.dim=8", "output.figures=false",
+         "eval.probes=['knn']"]
+
+
+@pytest.fixture(scope="module")
+def prep():
+    # Transductive views (the test INPUTS are in the unlabelled pool): the selection must still not read y_test.
+    return experiment.prepare(config.load_config(overrides=SMALL + ["eval.peers=['label_spreading']",
+                                                                    "views.transductive=true"]))
+
+
+def _chosen(selection):
+    return {m: {b: c["params"] for b, c in per.items()} for m, per in selection["methods"].items()}
+
+
+def test_selection_never_reads_the_test_labels(prep):
+    assert prep.views.shape[0] == 2 * (60 + 30) and int(prep.groups.max()) == 89  # views of train + test inputs
+    accuracy, selection = experiment.evaluate_selected(prep)
+    # Corrupted test labels: shuffled and shifted by one class (no test label is right any more).
+    corrupted = prep._replace(ds=prep.ds._replace(y_test=np.roll((prep.ds.y_test + 1) % 10, 7)))
+    acc2, sel2 = experiment.evaluate_selected(corrupted)
+    assert _chosen(sel2) == _chosen(selection)  # the same hyper-parameters for every method and budget
+    assert sel2["methods"] == selection["methods"]  # and the same validation scores
+    # ... while the test score does read them (the check above is not vacuous).
+    assert acc2["vicreg"]["1"]["mean"] != accuracy["vicreg"]["1"]["mean"]
+    assert set(accuracy) == {"vicreg", "base_kernel", "supervised", "peer:label_spreading"}
+    grid = selection["methods"]["vicreg"]["1"]["grid"]
+    assert len(grid) == 4 and {tuple(sorted(g["params"])) for g in grid} == {
+        ("bandwidth_scale", "beta", "dim", "knn", "lam")}
+    # The validation subset is reported and lies in the training split.
+    val = selection["protocol"]["val_index"]
+    assert len(val) == 30 and max(val) < prep.ds.X_train.shape[0]
+    for method, per_budget in selection["methods"].items():  # every chosen point is in the method's grid
+        for entry in per_budget.values():
+            assert entry["params"] in [g["params"] for g in entry["grid"]], method
+
+
+def test_protocol_validation_subset_is_disjoint_from_the_selection_draws():
+    y = np.repeat(np.arange(4), 10)
+    proto = select.protocol(y, [1, 3, "all"], {"val_per_class": 2, "n_draws": 3, "seed": 1})
+    assert np.bincount(y[proto.val_idx]).tolist() == [2, 2, 2, 2]
+    for name, draws in proto.draws.items():
+        for idx in draws:
+            assert not set(idx) & set(proto.val_idx)
+            if name != "all":
+                assert np.bincount(y[idx], minlength=4).tolist() == [int(name)] * 4
+    assert sorted(proto.draws["all"][0].tolist() + proto.val_idx.tolist()) == list(range(40))
+    with pytest.raises(ValueError, match="fewer than the budget 9"):
+        select.protocol(y, [9], {"val_per_class": 2, "n_draws": 1, "seed": 0})
+
+
+def test_choose_picks_the_best_candidate_and_the_first_of_ties():
+    y = np.repeat(np.arange(2), 5)
+    proto = select.protocol(y, [1], {"val_per_class": 2, "n_draws": 2, "seed": 0})
+    right = select.Candidate({"name": "right"}, lambda idx, q: y[q], None)
+    wrong = select.Candidate({"name": "wrong"}, lambda idx, q: 1 - y[q], None)
+    assert select.choose([wrong, right], proto, y)["1"]["params"] == {"name": "right"}
+    assert select.choose([right, right._replace(params={"name": "twin"})], proto, y)["1"]["index"] == 0
+
+
+def test_cli_select_flag_turns_selection_on_and_peers_write_valid_accuracies(tmp_path, capsys):
+    args = ["run", "--select", "--quiet", "--out", str(tmp_path)]
+    args += [a for s in SMALL if not s.startswith("select.enabled") for a in ("--set", s)]
+    assert cli.main(args) == 0
+    (run_dir,) = tmp_path.iterdir()
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["selection"]["protocol"]["val_labels"] == 30
+    assert set(res["selection"]["methods"]) == {"vicreg", "base_kernel", *(f"peer:{p}" for p in config.PEERS)}
+    printed = capsys.readouterr().out
+    assert "Chosen hyper-parameters" in printed
+    for peer in config.PEERS:
+        row = res["accuracy"][f"peer:{peer}"]
+        assert list(row) == ["1", "2"] and f"peer:{peer}" in printed
+        for entry in row.values():
+            assert 0.0 <= entry["mean"] <= 1.0 and len(entry["draws"]) == 2
+            assert all(0.0 <= a <= 1.0 for a in entry["draws"])
+        assert row["1"]["params"] == res["selection"]["methods"][f"peer:{peer}"]["1"]["params"]
+    assert "transductive" in res["accuracy"]["peer:label_spreading"]["1"]["probe"]
+    assert "transductive" in res["accuracy"]["peer:laplacian_eigenmaps"]["1"]["probe"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("select.lam=[0.1, -1]", "select.lam item -1: must be a finite number >= 0, got -1.0"),
+    ("select.dim=[10, 0]", "select.dim item 0: must be >= 1, got 0"),
+    ("select.dim=10", "select.dim must be an array of integers, got the integer 10"),
+    ("select.dim=[10, 'x']", "select.dim must hold only integers; got the string 'x'"),
+    ("select.lam=[]", "select.lam must be a non-empty array of numbers, got []"),
+    ("select.knn=[10, 10]", "select.knn names a value twice: [10, 10]"),
+    ("select.alpha=[1.0]", "select.alpha item 1.0: must be in the open interval (0, 1), got 1.0"),
+    ("select.bandwidth_scale=[0]", "select.bandwidth_scale item 0: must be a finite number > 0"),
+    ("select.val_per_class=0", "select.val_per_class must be >= 1, got 0"),
+    ("select.enabled=1", "select.enabled must be a boolean (true or false), got the integer 1"),
+    ("eval.peers=['svm']", "eval.peers has unknown peer 'svm'; valid: label_spreading, laplacian_eigenmaps, "
+                           "kernel_pca"),
+    ("eval.peers='kernel_pca'", "eval.peers must be an array of strings, got the string 'kernel_pca'"),
+    ("graph.cliques=false", "graph.cliques = false needs graph.knn > 0"),
+])
+def test_new_keys_are_validated_with_messages_naming_key_value_and_range(override, message):
+    overrides = [override] + (["graph.knn=0"] if override.startswith("graph.cliques") else [])
+    with pytest.raises(config.ConfigError) as e:
+        config.load_config(overrides=overrides)
+    assert message in str(e.value)
+
+
+def test_empty_peers_and_unknown_select_key():
+    assert config.load_config(overrides=["eval.peers=[]"])["eval"]["peers"] == []
+    with pytest.raises(config.ConfigError, match="unknown config key 'select.grid'.*valid keys in \\[select\\]: alpha"):
+        config.load_config(overrides=["select.grid=[1]"])
+
+
+def test_validation_labels_must_fit_in_the_training_split():
+    cfg = config.load_config(overrides=SMALL + ["select.val_per_class=5", "eval.labels_per_class=[1, 2]"])
+    with pytest.raises(config.ConfigError, match="select.val_per_class = 5 plus the largest budget 2"):
+        experiment.load_data(cfg)
