@@ -193,6 +193,22 @@ def _clique_cholesky(K, groups, lam, dim, n_sources):
     return W.T @ Y.T, mu
 
 
+@functools.partial(jax.jit, static_argnames=("dim",))
+def _dense_cholesky(K, A, lam, dim):
+    """Contrastive with any `A` and `lam > 0`, without an eigendecomposition of K (`"dense-cholesky"`).
+
+    With `K = R R^T` (Cholesky; `Phi = R^T` are features of the views, `K = Phi^T Phi`) the closed form is the
+    feature-space one on `G = R^T R`, `T = R^T A R` (`eigenbasis.solve_pencil`, one generalized subset
+    eigenproblem), and `C = W R^-1` since `C K = W Phi`. Like `"structured-cholesky"` it keeps every direction of K
+    (weight `s / (s + lam)`, as the dense path does for contrastive with `lam > 0`). NaN when K is not numerically
+    positive definite: `solve` then takes the dense path.
+    """
+    R = jnp.linalg.cholesky(0.5 * (K + K.T))
+    W, mu = _eb.solve_pencil("contrastive", R.T @ R, R.T @ (A @ R), lam, 0.0, dim)
+    C = jax.scipy.linalg.solve_triangular(R.T, W.T, lower=False).T
+    return C, mu
+
+
 def _rank(s, rcond: float) -> int:
     s = np.asarray(s)
     return int(np.sum(s > rcond * s.max())) if s.size else 0
