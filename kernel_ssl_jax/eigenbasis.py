@@ -214,6 +214,15 @@ def _eigh_pencil_host(a, b, lo: int, hi: int):
         return nan
 
 
+def _eigh_pencil_reduced(a, b, lo: int, hi: int):
+    # The accelerator branch of `eigh_pencil_extreme`: Cholesky reduction to a standard problem, full eigh.
+    L = jnp.linalg.cholesky(b)
+    tri = functools.partial(jax.scipy.linalg.solve_triangular, lower=True)
+    c = tri(L, tri(L, a).T)
+    w, V = jnp.linalg.eigh(0.5 * (c + c.T))
+    return w[lo : hi + 1], jax.scipy.linalg.solve_triangular(L.T, V[:, lo : hi + 1], lower=False)
+
+
 def eigh_pencil_extreme(a: Array, b: Array, k: int, largest: bool = True) -> tuple[Array, Array]:
     """The `k` extreme eigenpairs of the symmetric-definite pencil `a u = w b u` (`b` positive definite).
 
@@ -225,19 +234,12 @@ def eigh_pencil_extreme(a: Array, b: Array, k: int, largest: bool = True) -> tup
     n = a.shape[-1]
     lo, hi = (n - k, n - 1) if largest else (0, k - 1)
 
-    def full(a, b):
-        L = jnp.linalg.cholesky(b)
-        tri = functools.partial(jax.scipy.linalg.solve_triangular, lower=True)
-        c = tri(L, tri(L, a).T)
-        w, V = jnp.linalg.eigh(0.5 * (c + c.T))
-        return w[lo : hi + 1], jax.scipy.linalg.solve_triangular(L.T, V[:, lo : hi + 1], lower=False)
-
     def subset(a, b):
         shapes = (jax.ShapeDtypeStruct((k,), a.dtype), jax.ShapeDtypeStruct((n, k), a.dtype))
         return jax.pure_callback(functools.partial(_eigh_pencil_host, lo=lo, hi=hi), shapes, a, b,
                                  vmap_method="sequential")
 
-    w, U = jax.lax.platform_dependent(a, b, cpu=subset, default=full)
+    w, U = jax.lax.platform_dependent(a, b, cpu=subset, default=functools.partial(_eigh_pencil_reduced, lo=lo, hi=hi))
     return (w[::-1], U[:, ::-1]) if largest else (w, U)
 
 

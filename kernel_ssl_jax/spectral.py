@@ -405,20 +405,42 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         raise ValueError(f"the Gram matrix of X under kernel {kernel!r} has NaN or Inf: check the kernel parameters")
     if cliques is not None and lam > 0:
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
+    if _dense_cholesky_applies(objective, lam, rcond, dim, N):
+        sol = _solve_cholesky(K, X, kernel, A, None, dim=dim, lam=lam, beta=beta, rcond=rcond)
+        if sol is not None:
+            return sol
     return solve_eig(objective, K, decompose(K, 0.0), X, kernel, A=A, pairs=pairs, dim=dim, lam=lam, beta=beta,
                      rcond=rcond, structured=method == "structured", cliques=cliques)
 
 
-def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solution:
-    """The structured path for contrastive, `lam > 0`: no eigendecomposition of K (see `_clique_cholesky`).
+def _dense_cholesky_applies(objective, lam, rcond, dim, N) -> bool:
+    """Whether the dense path takes `"dense-cholesky"`: contrastive, `lam > 0`, the default `rcond` (which keeps
+    every direction of K, as the Cholesky factor does) and `dim` at most `PARTIAL_EIGH_MAX_FRACTION * N` (above it
+    the subset eigensolver saves nothing). Otherwise, and when K is not numerically positive definite, `"dense-eigh"`.
+    """
+    return (objective == "contrastive" and lam > 0 and rcond is None
+            and dim <= _eb.PARTIAL_EIGH_MAX_FRACTION * N)
 
-    The rank of K is needed only when `dim` exceeds the number of nonzero target eigenvalues (at most the number of
-    sources): then `eigvalsh(K)` decides between zero rows (feasible) and the rank error of every path.
+
+def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solution | None:
+    """The Cholesky paths for contrastive, `lam > 0`: no eigendecomposition of K.
+
+    With `cliques`, the structured path (`_clique_cholesky`, factor of `K + lam I`); without, the dense one for any
+    `A` (`_dense_cholesky`, factor of K), which returns None when K is not numerically positive definite (the caller
+    then takes `"dense-eigh"`). The rank of K is needed only when `dim` exceeds the number of nonzero target
+    eigenvalues: then `eigvalsh(K)` decides between zero rows (feasible) and the rank error of every path.
     """
     N = K.shape[0]
-    coef, w = _clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(np.max(cliques)) + 1)
+    if cliques is not None:
+        coef, w = _clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(np.max(cliques)) + 1)
+        method = "structured-cholesky"
+    else:
+        coef, w = _dense_cholesky(K, A, lam, dim)
+        if not bool(jnp.all(jnp.isfinite(coef))):
+            return None
+        method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
     if int(np.sum(_eb.live(w))) < dim:
         _eb.check_rank(dim, _rank(jnp.linalg.eigvalsh(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
-                     gram_eigenvalues=jnp.zeros((0,), K.dtype), method="structured-cholesky")
+                     gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)

@@ -1,0 +1,97 @@
+"""The Cholesky form of the closed form (issue 14): `"dense-cholesky"` for contrastive with `lam > 0` and any graph
+equals the eigendecomposition path (`"dense-eigh"`), and the pencil core (`eigenbasis.solve_pencil`) equals the
+eigenbasis core. Small shared shapes (one compilation per shape)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kernel_ssl_jax as kssl
+from kernel_ssl_jax import eigenbasis, graphs, kernels
+
+N, D_IN, DIM = 40, 5, 6
+
+
+def data(seed=0, n=N):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D_IN))
+    return X, graphs.knn(X, 4), kernels.rbf(2.0)
+
+
+def rel(a, b):
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+@pytest.mark.parametrize("lam", [1e-3, 0.1, 3.0])
+def test_dense_cholesky_equals_dense_eigh(lam):
+    X, A, k = data()
+    chol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, method="dense")
+    # An explicit rcond = 0 keeps every positive eigenvalue (as the Cholesky path does) on the eigendecomposition path.
+    eigh = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, method="dense", rcond=0.0)
+    assert chol.method == "dense-cholesky" and eigh.method == "dense-eigh"
+    assert kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam).method == "dense-cholesky"
+    assert float(chol.loss) == pytest.approx(float(eigh.loss), rel=1e-10)
+    np.testing.assert_allclose(chol.eigenvalues, eigh.eigenvalues, rtol=1e-10)
+    Xt = np.random.default_rng(5).normal(size=(7, D_IN))
+    assert rel(chol.induced_kernel(Xt), eigh.induced_kernel(Xt)) < 1e-8
+    assert rel(chol.induced_kernel(X), eigh.induced_kernel(X)) < 1e-8
+
+
+def test_dense_cholesky_falls_back_on_a_singular_gram():
+    # Duplicated views: K is singular, its Cholesky factor fails, the eigendecomposition path runs instead.
+    X, A, k = data()
+    X = np.vstack([X[: N // 2], X[: N // 2]])
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1)
+    ref = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1, rcond=0.0)
+    assert sol.method == "dense-eigh"
+    assert float(sol.loss) == pytest.approx(float(ref.loss), rel=1e-12)
+
+
+def test_dense_cholesky_keeps_the_eigh_path_where_it_does_not_apply():
+    X, A, k = data()
+    for kw in (dict(lam=0.0), dict(lam=0.1, rcond=1e-10), dict(lam=0.1, dim=N // 2 + 1)):
+        kw = dict(dict(dim=DIM), **kw)
+        assert kssl.solve("contrastive", X, A, kernel=k, **kw).method == "dense-eigh"
+    assert kssl.solve("vicreg", X, A, kernel=k, dim=DIM, lam=0.1).method == "dense-eigh"
+
+
+def test_dense_cholesky_float32():
+    X, A, k = data()
+    ref = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1)
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1, dtype=np.float32)
+    assert sol.method == "dense-cholesky" and sol.coef.dtype == np.float32
+    assert float(sol.loss) == pytest.approx(float(ref.loss), rel=1e-4)
+    Xt = np.random.default_rng(5).normal(size=(7, D_IN))
+    assert rel(sol.induced_kernel(Xt.astype(np.float32)), ref.induced_kernel(Xt)) < 1e-3
+
+
+@pytest.mark.parametrize("objective", ["contrastive", "vicreg"])
+def test_solve_pencil_equals_the_eigenbasis_core(objective):
+    # Features Phi (D x N): the pencil form on (Phi Phi^T, Phi X Phi^T) against `solve` on the eigenbasis of
+    # Phi Phi^T; both give W with f(x) = W phi(x).
+    rng = np.random.default_rng(3)
+    Phi = rng.normal(size=(12, N))
+    _, A, _ = data()
+    X = np.asarray(A) if objective == "contrastive" else np.asarray(graphs.laplacian(A))
+    G, T = Phi @ Phi.T, Phi @ X @ Phi.T
+    s, V = np.linalg.eigh(G)
+    Cs, w = eigenbasis.solve(objective, jnp.asarray(s), jnp.asarray(V.T @ T @ V), 0.2, 0.7, DIM)
+    W, mu = eigenbasis.solve_pencil(objective, jnp.asarray(G), jnp.asarray(T), 0.2, 0.7, DIM)
+    np.testing.assert_allclose(mu, w, rtol=1e-10, atol=1e-12)
+    Z_ref, Z = np.asarray(Cs @ V.T @ Phi), np.asarray(W @ Phi)
+    np.testing.assert_allclose(Z.T @ Z, Z_ref.T @ Z_ref, rtol=1e-8, atol=1e-10)  # the subspace, not the signs
+
+
+def test_eigh_pencil_branches_agree():
+    # The CPU branch (LAPACK subset driver) against the accelerator branch (Cholesky reduction, full eigh).
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(N, N))
+    B = rng.normal(size=(N, N))
+    a, b = jnp.asarray(a + a.T), jnp.asarray(B @ B.T + 0.1 * np.eye(N))
+    w, U = eigenbasis.eigh_pencil_extreme(a, b, DIM)
+    w2, U2 = eigenbasis._eigh_pencil_reduced(a, b, N - DIM, N - 1)
+    np.testing.assert_allclose(w, w2[::-1], rtol=1e-9)
+    np.testing.assert_allclose(U.T @ b @ U, np.eye(DIM), atol=1e-9)
+    np.testing.assert_allclose(np.abs(U.T @ b @ U2[:, ::-1]), np.eye(DIM), atol=1e-7)
+    bad = eigenbasis.eigh_pencil_extreme(a, -b, DIM)[0]
+    assert bool(jnp.all(jnp.isnan(bad)))
