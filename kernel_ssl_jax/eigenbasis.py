@@ -56,6 +56,7 @@ __all__ = [
     "Factor",
     "check_barlow_feasible",
     "check_rank",
+    "cholesky",
     "default_rcond",
     "eigh_extreme",
     "eigh_pencil_extreme",
@@ -190,6 +191,28 @@ def eigh_extreme(R: Array, k: int, largest: bool, partial: bool = True) -> tuple
         return (w[::-1], V[:, ::-1]) if largest else (w, V)
 
     return jax.lax.platform_dependent(R, cpu=subset, default=full)
+
+
+def _cholesky_host(K):
+    # LAPACK ?potrf on the host; NaN when K is not numerically positive definite (as jnp.linalg.cholesky).
+    K = np.asarray(K)
+    try:
+        return scipy.linalg.cholesky(K, lower=True, check_finite=False).astype(K.dtype)
+    except (np.linalg.LinAlgError, ValueError):
+        return np.full(K.shape, np.nan, K.dtype)
+
+
+def cholesky(K: Array) -> Array:
+    """Lower Cholesky factor `L` (`K = L L^T`) of a symmetric matrix, NaN when not numerically positive definite.
+
+    On CPU through `jax.pure_callback` to LAPACK (several times faster than the jitted CPU factorisation here),
+    elsewhere `jnp.linalg.cholesky` (no host round trip), per lowering as `eigh_extreme`.
+    """
+    def host(K):
+        return jax.pure_callback(_cholesky_host, jax.ShapeDtypeStruct(K.shape, K.dtype), K,
+                                 vmap_method="sequential")
+
+    return jax.lax.platform_dependent(K, cpu=host, default=jnp.linalg.cholesky)
 
 
 def _eigh_pencil_host(a, b, lo: int, hi: int):

@@ -22,7 +22,7 @@ def rel(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-@pytest.mark.parametrize("lam", [1e-3, 0.1, 3.0])
+@pytest.mark.parametrize("lam", [1e-3, 1.0])
 def test_dense_cholesky_equals_dense_eigh(lam):
     X, A, k = data()
     chol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, method="dense")
