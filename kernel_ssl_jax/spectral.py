@@ -24,7 +24,9 @@ problems (`eigenbasis.check_barlow_feasible`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 from typing import NamedTuple
 
 import jax
@@ -46,6 +48,10 @@ FEATURE_METHODS = ("nystrom", "rff", "linear")
 # Above this many views, `method="auto"` leaves the O(N^3) exact paths for Nystrom features (unless A is a view-clique
 # graph for contrastive, whose structured path stays exact and needs one Cholesky factorisation).
 AUTO_NYSTROM_ABOVE = 20_000
+# `method="auto"` plans with at most this share of the available memory (`available_memory`), leaving the rest to
+# the caller's arrays and to temporaries the estimates do not count.
+AUTO_MEMORY_FRACTION = 0.5
+MEMORY_ENV = "KSSL_MEMORY_BYTES"
 
 __all__ = [
     "DEFAULT_LAM",
@@ -54,10 +60,12 @@ __all__ = [
     "METHODS",
     "Solution",
     "Target",
+    "available_memory",
     "coefficients",
     "decompose",
     "features",
     "induced_kernel",
+    "memory_estimate",
     "solve",
     "solve_eig",
     "solve_gram",
@@ -315,16 +323,70 @@ def _solution(objective, coef, w, K, X, kernel, *, A, pairs, dim, lam, beta, gra
                     dim=dim, lam=float(lam), beta=float(beta), method=method)
 
 
-def _auto_method(objective, kernel, N, d, lam, groups, A, feature_options) -> str:
-    """`method="auto"`: linear features for the linear kernel with d < N, else the structured path when it applies,
-    Nystrom features above `AUTO_NYSTROM_ABOVE` views, else dense."""
+def available_memory() -> int:
+    """Bytes `method="auto"` may plan with: `$KSSL_MEMORY_BYTES` if set, else the default device's memory limit on
+    an accelerator, else the physical memory of the host."""
+    env = os.environ.get(MEMORY_ENV)
+    if env:
+        return _v.integer(MEMORY_ENV, int(env) if env.strip().isdigit() else env)
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"])
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_estimate(method: str, N: int, d: int, *, itemsize: int = 8, dense_graph: bool = False,
+                    n_landmarks: int | None = None, block_size: int | None = None) -> int:
+    """Peak bytes of a path of `solve` on `N` views of dimension `d`, the caller's arrays excluded.
+
+    - `"dense"`: the Gram, its eigenvectors (or, on the Cholesky route, its factor), the target and the LAPACK
+      workspace of the eigensolver: 4 N x N arrays (+1 when `solve` builds a dense graph from `groups`);
+    - `"structured"`: the Gram, the factor of `K + lam I` (or the eigenvectors): 2 N x N arrays (+1 graph);
+    - `"nystrom"` (`m` landmarks, `b` rows per block): `K_mm` and its factors (4 m^2), one block of features and of
+      kernel values (2 b m), the projected views (N m for the graph statistics) and the input (N d);
+    - `"linear"`: `N d` inputs and a few `d x d` moments.
+    """
+    from kernel_ssl_jax.lowrank import DEFAULT_BLOCK, DEFAULT_LANDMARKS
+
+    if method in ("dense", "structured"):
+        return ((4 if method == "dense" else 2) + dense_graph) * N * N * itemsize
+    if method == "nystrom":
+        m = min(N, DEFAULT_LANDMARKS) if n_landmarks is None else n_landmarks
+        b = min(N, block_size or DEFAULT_BLOCK)
+        return (4 * m * m + 2 * b * m + N * m + N * d) * itemsize
+    if method in ("linear", "rff"):
+        return (N * d + 4 * d * d) * itemsize
+    raise ValueError(f"memory_estimate: unknown method {method!r}")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _auto_method(objective, kernel, N, d, lam, groups, A, feature_options, itemsize=8,
+                 block_size=None) -> tuple[str, str]:
+    """`method="auto"`, with the reason: linear features for the linear kernel with d < N; else the exact path
+    (structured when `A` is a view-clique graph for contrastive, else dense) when its memory (`memory_estimate`) fits
+    in `AUTO_MEMORY_FRACTION` of `available_memory()` and, apart from the structured Cholesky path for `lam > 0`
+    (one factorisation), N is at most `AUTO_NYSTROM_ABOVE`; else Nystrom features."""
     if _is_linear(kernel) and d < N and not feature_options:
-        return "linear"
+        return "linear", f"linear kernel with d = {d} < N = {N}: exact in the d-dimensional feature space"
     cliques = objective == "contrastive" and (groups is not None or (A is not None and
                                                                      _graphs.clique_groups(A) is not None))
+    exact = "structured" if cliques else "dense"
+    budget = int(AUTO_MEMORY_FRACTION * available_memory())
+    need = memory_estimate(exact, N, d, itemsize=itemsize, dense_graph=groups is not None and objective != "barlow",
+                           block_size=block_size)
+    fits = f"{exact} needs ~{_gib(need)} of a {_gib(budget)} budget ({AUTO_MEMORY_FRACTION:g} of the available memory)"
+    if need > budget:
+        nys = memory_estimate("nystrom", N, d, itemsize=itemsize, n_landmarks=feature_options.get("n_landmarks"),
+                              block_size=block_size)
+        return "nystrom", f"{fits}: too much; nystrom needs ~{_gib(nys)}"
     if N > AUTO_NYSTROM_ABOVE and not (cliques and lam > 0):
-        return "nystrom"
-    return "structured" if cliques else "dense"
+        return "nystrom", f"N = {N} > {AUTO_NYSTROM_ABOVE} views: the O(N^3) {exact} path is too slow ({fits})"
+    return exact, fits
 
 
 def _is_linear(kernel) -> bool:
@@ -357,8 +419,14 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
       method: `"auto"`, `"dense"`, `"structured"` (contrastive with a view-clique `A`), or a feature-space closed form
         (`lowrank.solve_features`): `"nystrom"` (any kernel), `"rff"` (rbf/laplacian), `"linear"` (linear kernel,
         exact). `"auto"` takes linear for the linear kernel with fewer input dimensions than views (O(N d^2), with the
-        dense path's `rcond`), else structured when it applies, Nystrom features above `AUTO_NYSTROM_ABOVE` views,
-        else dense. `Solution.method` names the algorithm that ran (`"structured-cholesky"`, `"dense-eigh"`, ...).
+        dense path's `rcond`), else the exact path (structured when it applies, else dense) when the memory it
+        needs (`memory_estimate`) fits in `AUTO_MEMORY_FRACTION` of `available_memory()` (`$KSSL_MEMORY_BYTES`
+        overrides it) and N is at most `AUTO_NYSTROM_ABOVE` (the structured Cholesky path for `lam > 0` is exempt
+        from the N limit), else Nystrom features. `Solution.method` names the algorithm that ran
+        (`"structured-cholesky"`, `"dense-cholesky"`, `"dense-eigh"`, ...) and `Solution.reason` why auto chose it.
+        The dense path solves contrastive with `lam > 0` (default `rcond`, `dim <= N / 2`) from a Cholesky factor
+        of K and one generalized subset eigenproblem (`"dense-cholesky"`, no eigendecomposition of K), falling back
+        to `"dense-eigh"` when K is not numerically positive definite.
       dtype: float dtype of the computation; default float64 when x64 is enabled, else float32.
       block_size: rows per block when computing the Gram (or the features).
       **feature_options: options of the feature-space methods (`n_landmarks`, `n_features`, `landmarks`, `key`,
@@ -394,8 +462,22 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         if A is not None:
             raise ValueError("give either A or groups, not both")
         groups = _graphs.check_groups(groups, N)
+    reason = ""
     if method == "auto":
-        method = _auto_method(objective, kernel, N, X.shape[1], lam, groups, A, feature_options)
+        method, reason = _auto_method(objective, kernel, N, X.shape[1], lam, groups, A, feature_options,
+                                      X.dtype.itemsize, block_size)
+    sol = _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond, method, block_size,
+                        feature_options)
+    if reason:
+        reason = f"{reason}; {sol.reason}" if sol.reason else reason
+        sol = dataclasses.replace(sol, reason=reason)
+    return sol
+
+
+def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond, method, block_size,
+                  feature_options) -> Solution:
+    """`solve` once the method is known (validated input)."""
+    N = X.shape[0]
     if method in FEATURE_METHODS:
         from kernel_ssl_jax import lowrank  # the feature-space paths build on this module's entry point
 
@@ -436,6 +518,10 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         sol = _solve_cholesky(K, X, kernel, A, None, dim=dim, lam=lam, beta=beta, rcond=rcond)
         if sol is not None:
             return sol
+        return dataclasses.replace(
+            solve_eig(objective, K, decompose(K, 0.0), X, kernel, A=A, pairs=pairs, dim=dim, lam=lam, beta=beta,
+                      rcond=rcond, structured=False),
+            reason="K is not numerically positive definite: eigendecomposition instead of its Cholesky factor")
     return solve_eig(objective, K, decompose(K, 0.0), X, kernel, A=A, pairs=pairs, dim=dim, lam=lam, beta=beta,
                      rcond=rcond, structured=method == "structured", cliques=cliques)
 

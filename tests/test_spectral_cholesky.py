@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import eigenbasis, graphs, kernels
+from kernel_ssl_jax import eigenbasis, graphs, kernels, spectral
 
 N, D_IN, DIM = 40, 5, 6
 
@@ -95,3 +95,38 @@ def test_eigh_pencil_branches_agree():
     np.testing.assert_allclose(np.abs(U.T @ b @ U2[:, ::-1]), np.eye(DIM), atol=1e-7)
     bad = eigenbasis.eigh_pencil_extreme(a, -b, DIM)[0]
     assert bool(jnp.all(jnp.isnan(bad)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# method="auto" by memory (KSSL_MEMORY_BYTES overrides the available memory: no large allocation here)
+
+
+@pytest.mark.parametrize("objective", ["contrastive", "vicreg", "vicreg_hard", "barlow"])
+def test_auto_never_plans_a_dense_gram_beyond_the_memory(monkeypatch, objective):
+    monkeypatch.setenv(spectral.MEMORY_ENV, str(24 * 2**30))
+    groups = np.zeros(1, int)  # only its presence matters to the choice
+    for N in (1000, 20_000, 200_000):
+        method, reason = spectral._auto_method(objective, kernels.rbf(1.0), N, 64, 0.1, groups, None, {})
+        need = spectral.memory_estimate(method, N, 64, dense_graph=objective != "barlow")
+        assert need <= spectral.AUTO_MEMORY_FRACTION * 24 * 2**30, (N, method)
+        exact = "structured" if objective == "contrastive" else "dense"
+        if N == 1000:
+            assert method == exact
+        if N == 200_000:
+            assert method == "nystrom" and "too much" in reason
+        assert "GiB" in reason
+
+
+def test_auto_takes_nystrom_when_the_exact_path_does_not_fit(monkeypatch):
+    X, A, k = data()
+    groups = np.repeat(np.arange(N // 2), 2)
+    monkeypatch.setenv(spectral.MEMORY_ENV, str(2 * N * N * 8))  # half of it: room for one N x N array
+    sol = kssl.solve("contrastive", X, groups=groups, kernel=k, dim=DIM, lam=0.1, n_landmarks=N // 2)
+    assert sol.method == "features-nystrom" and "too much" in sol.reason
+    monkeypatch.setenv(spectral.MEMORY_ENV, str(10 * N * N * 8))
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1)
+    assert sol.method == "dense-cholesky" and "needs" in sol.reason and "too much" not in sol.reason
+    assert kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1, method="dense").reason == ""
+    monkeypatch.setenv(spectral.MEMORY_ENV, "lots")
+    with pytest.raises(TypeError, match="KSSL_MEMORY_BYTES must be an integer"):
+        kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1)
