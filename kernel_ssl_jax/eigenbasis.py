@@ -60,6 +60,7 @@ __all__ = [
     "default_rcond",
     "eigh_extreme",
     "eigh_pencil_extreme",
+    "eigvalsh",
     "fix_signs",
     "live",
     "solve",
@@ -213,6 +214,23 @@ def cholesky(K: Array) -> Array:
                                  vmap_method="sequential")
 
     return jax.lax.platform_dependent(K, cpu=host, default=jnp.linalg.cholesky)
+
+
+def _eigvalsh_host(R):
+    R = np.asarray(R)
+    if not np.all(np.isfinite(R)):
+        return np.full(R.shape[:1], np.nan, R.dtype)
+    return scipy.linalg.eigh(R, eigvals_only=True, check_finite=False).astype(R.dtype)
+
+
+def eigvalsh(R: Array) -> Array:
+    """Eigenvalues (ascending) of a symmetric matrix: LAPACK on CPU through `jax.pure_callback` (no eigenvectors:
+    a third of an eigendecomposition there), `jnp.linalg.eigvalsh` elsewhere, per lowering as `eigh_extreme`."""
+    def host(R):
+        return jax.pure_callback(_eigvalsh_host, jax.ShapeDtypeStruct(R.shape[:1], R.dtype), R,
+                                 vmap_method="sequential")
+
+    return jax.lax.platform_dependent(R, cpu=host, default=jnp.linalg.eigvalsh)
 
 
 def _eigh_pencil_host(a, b, lo: int, hi: int):

@@ -417,7 +417,7 @@ def _solve_stats_pencil(st: FeatureStats, lam, dim):
     (`eigenbasis.solve_pencil`: one Cholesky factor of `M2 + lam I` and a generalized subset eigenproblem; the
     eigenvalues of `M2` alone, for the rank check, cost a third of its eigendecomposition)."""
     W, w = _eb.solve_pencil("contrastive", st.M2, st.PA, lam, 0.0, dim)
-    return W, w, jnp.linalg.eigvalsh(0.5 * (st.M2 + st.M2.T))
+    return W, w, _eb.eigvalsh(0.5 * (st.M2 + st.M2.T))
 
 
 def loss_from_stats(objective: str, W, stats: FeatureStats, *, lam: float = DEFAULT_LAM, beta: float = 1.0) -> Array:

@@ -554,6 +554,6 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solut
         method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
     if int(np.sum(_eb.live(w))) < dim:
-        _eb.check_rank(dim, _rank(jnp.linalg.eigvalsh(K), rcond), rcond)
+        _eb.check_rank(dim, _rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
                      gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)
