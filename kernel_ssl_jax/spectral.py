@@ -206,21 +206,24 @@ def _rows(A):
     (a k-NN graph), else `A` itself: `_dense_cholesky` then forms `A R` in `O(N^2 d_max)` instead of `O(N^3)`."""
     A = np.asarray(A)
     N = A.shape[0]
-    nz = A != 0
-    deg = nz.sum(axis=1)
+    deg = np.count_nonzero(A, axis=1)
     width = int(deg.max()) if N else 0
     if width > N // 8:
         return A
-    order = np.argsort(~nz, axis=1, kind="stable")[:, :max(width, 1)]  # each row's nonzeros first
-    vals = np.take_along_axis(A, order, axis=1)
-    return order, vals
+    rows, cols = np.nonzero(A)  # row by row
+    pos = np.arange(rows.size) - np.repeat(np.cumsum(deg) - deg, deg)  # place of each nonzero within its row
+    idx = np.zeros((N, max(width, 1)), np.int32)
+    vals = np.zeros((N, max(width, 1)), A.dtype)
+    idx[rows, pos], vals[rows, pos] = cols, A[rows, cols]
+    return idx, vals
 
 
 def _times(A, R):
     """`A R` for `A` dense or given as `_rows`."""
     if not isinstance(A, tuple):
         return A @ R
-    idx, vals = A
+    idx, vals = jnp.asarray(A[0]), jnp.asarray(A[1])
+    R = jnp.asarray(R)
 
     def body(j, acc):
         return acc + vals[:, j][:, None] * R[idx[:, j]]

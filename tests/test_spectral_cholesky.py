@@ -12,19 +12,21 @@ from kernel_ssl_jax import eigenbasis, graphs, kernels, spectral
 N, D_IN, DIM = 40, 5, 6
 
 
-def data(seed=0, n=N):
+def data(seed=0, n=N, k=4):
+    # k = 4: rows with more than N / 8 neighbours, A R as a matrix product; k = 1: as neighbour lists (`_rows`)
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, D_IN))
-    return X, graphs.knn(X, 4), kernels.rbf(2.0)
+    return X, graphs.knn(X, k), kernels.rbf(2.0)
 
 
 def rel(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-@pytest.mark.parametrize("lam", [1e-3, 1.0])
-def test_dense_cholesky_equals_dense_eigh(lam):
-    X, A, k = data()
+@pytest.mark.parametrize("lam,neighbours", [(1e-3, 4), (1.0, 1)])
+def test_dense_cholesky_equals_dense_eigh(lam, neighbours):
+    X, A, k = data(k=neighbours)
+    assert isinstance(spectral._rows(A), tuple) == (neighbours == 1)
     chol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, method="dense")
     # An explicit rcond = 0 keeps every positive eigenvalue (as the Cholesky path does) on the eigendecomposition path.
     eigh = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, method="dense", rcond=0.0)
@@ -130,3 +132,13 @@ def test_auto_takes_nystrom_when_the_exact_path_does_not_fit(monkeypatch):
     monkeypatch.setenv(spectral.MEMORY_ENV, "lots")
     with pytest.raises(TypeError, match="KSSL_MEMORY_BYTES must be an integer"):
         kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1)
+
+
+def test_sparse_rows_of_a_graph():
+    # A k-NN graph as neighbour lists gives A R exactly; a dense A stays dense.
+    _, A, _ = data(k=1)
+    R = np.random.default_rng(6).normal(size=(N, N))
+    rows = spectral._rows(A)
+    assert isinstance(rows, tuple) and rows[0].shape[1] <= N // 8
+    np.testing.assert_allclose(spectral._times(rows, R), np.asarray(A) @ R, rtol=1e-14, atol=1e-12)
+    assert isinstance(spectral._rows(np.ones((N, N))), np.ndarray)
