@@ -21,6 +21,9 @@ core returns `Cs` (M x r) with `f(x) = Cs y(x)`. The dense path (`spectral`: `U`
 | vicreg_hard | `t T t` restricted to the kept range, bottom `(w, V)` | `V^T diag(t)` |
 | barlow | `sym(T)` on the kept range, top `(l, V)`, all `l > 0` | `diag(l^-1/2) V^T` |
 
+The same closed forms (contrastive, vicreg) in a non-orthonormal feature basis, without eigendecomposing the second
+moment, are `solve_pencil` (a generalized symmetric-definite eigenproblem; the Cholesky paths use it).
+
 Everything else an objective needs in one place: the default cut-off (`default_rcond`, `solver_rcond`), the rank
 and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`) and the partial
 eigensolver (`eigh_extreme`).

@@ -5,7 +5,9 @@ closed forms themselves live in `eigenbasis` (one core for every path); the path
 
 - **dense** (`"dense-eigh"`): one eigendecomposition `K = U diag(s) U^T` (`decompose`) and the target in whitened
   eigen-coordinates, `T = diag(sqrt s) U^T A U diag(sqrt s)` (or of `L`, or the Barlow cross-view matrix), r x r
-  over the kept eigenvalues; the core's `Cs` maps back to `C = Cs diag(s^-1/2) U^T`.
+  over the kept eigenvalues; the core's `Cs` maps back to `C = Cs diag(s^-1/2) U^T`. For contrastive with
+  `lam > 0` (any graph, default `rcond`), `solve` needs no eigendecomposition: a Cholesky factor `K = R R^T` gives
+  features `R^T` and the core in its pencil form (`eigenbasis.solve_pencil`), `C = W R^-1` (`"dense-cholesky"`).
 - **structured** (contrastive with a view-clique `A = E E^T`, the default graph): the target is factored,
   `T = B^T B` with `B = E^T U diag(sqrt s)` (per-source sums, n x r), and the eigenpairs come from an `(n, n)` problem
   (`"structured-eigh"`). For `lam > 0`, `solve` needs no eigendecomposition of K at all: the same `(n, n)` problem is
