@@ -21,7 +21,8 @@ import jax
 import numpy as np
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import config, experiment, kernels, objectives, sweep
+from kernel_ssl_jax import kernels, objectives
+from kernel_ssl_jax.lab import config, experiment, sweep
 
 
 def main() -> None:

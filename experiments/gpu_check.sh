@@ -14,6 +14,8 @@
 #   float32             KSSL_ENABLE_X64=0: parts a, b, d in JAX's float32 with the default matmul precision
 #   float32_highest     part f with JAX_DEFAULT_MATMUL_PRECISION=highest: the float32 error without TF32 products
 #                       (compare with part f of the float64 run, which uses the default precision)
+#   conv_kernels        experiments/bench_conv_kernels.py: Gram throughput of cnngp / cntk, flatten and gap, N = 2000
+#                       digits, float64
 #   float64_vs_sklearn  part c, reduced: kssl against scikit-learn KernelPCA / Nystroem + PCA (on the host CPU) at
 #                       N = 8000, time to the best scikit-learn accuracy
 set -uo pipefail
@@ -51,6 +53,14 @@ run() {  # name, seconds, env..., -- bench_scale arguments...
 run float64 200 KSSL_ENABLE_X64=1 -- --parts a b d f --f-sources 500 --f-views 4 --repeats 2
 run float32 100 KSSL_ENABLE_X64=0 -- --parts a b d --repeats 2
 run float32_highest 50 KSSL_ENABLE_X64=1 JAX_DEFAULT_MATMUL_PRECISION=highest -- --parts f --f-sources 500 --f-views 4
+# Convolutional kernels (issue 12): pairs of images per second at N = 2000 digits.
+left=$(( DEADLINE - ($(date +%s) - START) )); limit=$(( left < 60 ? left : 60 ))
+if (( limit >= 20 )); then
+  echo "=== conv_kernels (limit ${limit}s)"
+  KSSL_ENABLE_X64=1 timeout --kill-after=5 "$limit" python experiments/bench_conv_kernels.py --n 2000 --repeats 1 \
+    --json "$TMP/conv_kernels.json"
+  echo "=== conv_kernels exit $? after $(( $(date +%s) - START ))s"
+fi
 # Part c reduced to the configurations that decided the CPU comparison (docs/scaling.md); the full sweep takes 20 min.
 run float64_vs_sklearn 120 KSSL_ENABLE_X64=1 -- --parts c --repeats 2 --c-kssl-m 200 500 --c-kssl-dims 128 \
   --c-kssl-dims-m 500 --c-nystroem-m 100 --c-nystroem-dims 256 --c-nystroem-dims-m 1000 --c-kpca-dims 128 \
@@ -60,7 +70,7 @@ python - "$TMP" "$OUT_FILE" "$START" <<'EOF'
 import json, os, sys, time
 tmp, out, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
 merged = {"script": "experiments/gpu_check.sh", "wall_seconds": time.time() - start, "runs": {}}
-for name in ("float64", "float32", "float32_highest", "float64_vs_sklearn"):
+for name in ("float64", "float32", "float32_highest", "conv_kernels", "float64_vs_sklearn"):
     path = os.path.join(tmp, name + ".json")
     merged["runs"][name] = json.load(open(path)) if os.path.exists(path) else {"error": "no result (timed out early?)"}
 os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

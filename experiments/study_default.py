@@ -26,7 +26,8 @@ import time
 import jax.numpy as jnp
 import numpy as np
 
-from kernel_ssl_jax import config, evaluate, experiment, graphs, kernels, spectral
+from kernel_ssl_jax import evaluate, graphs, kernels, spectral
+from kernel_ssl_jax.lab import config, experiment
 
 BUDGETS = (1, 5)
 

@@ -45,7 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from kernel_ssl_jax import augment, compare, config, experiment, gradient, graphs, lowrank, objectives, spectral
+from kernel_ssl_jax import augment, gradient, graphs, lowrank, objectives, spectral
+from kernel_ssl_jax.lab import compare, config, experiment
 
 THRESHOLDS = (1e-2, 1e-4, 1e-6)
 SPEC_GAP = 1e-4  # SPEC §4: the gradient path reaches the closed form within this relative gap

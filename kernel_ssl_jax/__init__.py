@@ -14,11 +14,15 @@ import jax as _jax
 if _os.environ.get("KSSL_ENABLE_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
-from kernel_ssl_jax import augment, data, eigenbasis, evaluate, gradient, graphs, kernels, objectives, spectral, validation
+from kernel_ssl_jax import augment, eigenbasis, evaluate, gradient, graphs, kernels, network_training, networks
+from kernel_ssl_jax import objectives, spectral, validation
+from kernel_ssl_jax.lab import data
 from kernel_ssl_jax.estimator import KernelSSL
 from kernel_ssl_jax.kernels import Kernel, gram, median_bandwidth
 from kernel_ssl_jax.objectives import OBJECTIVES
 from kernel_ssl_jax.gradient import train
+from kernel_ssl_jax.network_training import NetworkSolution, train_network
+from kernel_ssl_jax.networks import Network, empirical_nngp, empirical_ntk
 from kernel_ssl_jax.solution import Solution, features, induced_kernel
 from kernel_ssl_jax.spectral import solve
 
@@ -40,9 +44,16 @@ __all__ = [
     "induced_kernel",
     "kernels",
     "median_bandwidth",
+    "Network",
+    "NetworkSolution",
+    "empirical_nngp",
+    "empirical_ntk",
+    "network_training",
+    "networks",
     "objectives",
     "solve",
     "spectral",
     "train",
+    "train_network",
     "validation",
 ]

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
+from kernel_ssl_jax import validation as _v
+
 Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
 """``aug(key, x) -> x_aug`` on one flat example ``x`` of shape ``(d,)``."""
 
@@ -40,25 +42,11 @@ _VECTOR_CONFIG_KEYS = ("noise", "mask")
 
 
 def _nonnegative(name: str, value) -> float:
-    """Returns ``value`` as a float, raising a ValueError naming ``name`` unless it is finite and >= 0."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a non-negative number; got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value}")
-    return value
+    return float(_v.real(name, value))
 
 
 def _probability(name: str, value) -> float:
-    """Returns ``value`` as a float, raising a ValueError naming ``name`` unless it lies in [0, 1]."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}") from None
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {value}")
-    return value
+    return float(_v.real(name, value, maximum=1.0))
 
 
 def _image_shape(shape) -> tuple[int, int]:
@@ -534,8 +522,7 @@ def make_views(
     X = jnp.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D with shape (n, d); got shape {X.shape}")
-    if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
-        raise ValueError(f"n_views must be an integer >= 1; got {n_views!r}")
+    n_views = _v.integer("n_views", n_views)
     if not callable(aug):
         raise TypeError(f"aug must be a callable aug(key, x); got {aug!r}")
     n = X.shape[0]

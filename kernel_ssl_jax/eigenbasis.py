@@ -301,10 +301,11 @@ def _pad_rows(C: Array, w: Array, dim: int) -> tuple[Array, Array]:
     return jnp.pad(C, ((0, missing), (0, 0))), jnp.pad(w, (0, missing))
 
 
-def live(mu: Array) -> Array:
-    """Which target eigenvalues (descending) are numerically nonzero; the others get zero rows (optimal, as beyond
-    the target's rank)."""
-    return mu > mu[0] * mu.shape[0] * jnp.finfo(mu.dtype).eps
+def live(mu: Array, tol=None) -> Array:
+    """Which target eigenvalues (descending) are numerically nonzero, above `tol * mu[0]` (default: the rounding of
+    their eigenproblem, `len(mu) eps`); the others get zero rows (optimal, as beyond the target's rank)."""
+    tol = mu.shape[0] * jnp.finfo(mu.dtype).eps if tol is None else tol
+    return mu > mu[0] * tol
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -356,7 +357,7 @@ def solve(objective: str, s: Array, T: Array, lam, beta, dim: int, max_degree=0.
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "dim"))
-def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int):
+def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int, tol=None):
     """The closed forms of `solve` for contrastive and vicreg (`lam > 0`) in a non-orthonormal feature basis.
 
     For features `Phi` (D x N, views as columns) with second moment `G = Phi Phi^T` and target `T = Phi X Phi^T`
@@ -371,8 +372,9 @@ def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int):
 
     which is `Cs V^T` of `solve` (the dense and feature paths' `W`) exactly: the same formula, one Cholesky of
     `G + lam I` instead of one eigendecomposition of `G`. Used by the Cholesky paths (`spectral`: `Phi = chol(K)^T`
-    rows, `lowrank`: Nystrom features from a Cholesky factor of `K_mm`). Returns `(W (dim, D), mu (dim,))`; NaN
-    when `G + lam I` is not numerically positive definite.
+    rows; `lowrank`: `G = M2`, `T = PA` of any feature map). Returns `(W (dim, D), mu (dim,))`; NaN when
+    `G + lam I` is not numerically positive definite. `tol`: contrastive directions with `mu` at or below
+    `tol * mu[0]` get zero rows (`live`; default the rounding of the eigenproblem).
     """
     D = G.shape[0]
     b = G + lam * jnp.eye(D, dtype=G.dtype)
@@ -386,7 +388,7 @@ def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int):
     mu = jnp.maximum(mu, 0.0)
     W = jnp.sqrt(mu)[:, None] * fix_signs(U).T
     if objective == "contrastive":
-        W = jnp.where(live(mu)[:, None], W, 0.0)
+        W = jnp.where(live(mu, tol)[:, None], W, 0.0)
     return _pad_rows(W, mu, dim)
 
 
@@ -402,13 +404,13 @@ def solve_factored(s: Array, B: Array, lam, dim: int):
     return W.T @ (B * t2[None, :]), mu
 
 
-def top_of_gram(H: Array, dim: int) -> tuple[Array, Array]:
+def top_of_gram(H: Array, dim: int, tol=None) -> tuple[Array, Array]:
     """Top `min(dim, n)` eigenpairs of an `(n, n)` target Gram, padded to `dim` with zero columns (rank < dim).
 
-    Returns `(mu (dim,), W (n, dim))`; directions with numerically zero `mu` get zero columns. The structured paths
-    (the factored target above, and the Cholesky path of `spectral`) map `W` back to coefficients.
+    Returns `(mu (dim,), W (n, dim))`; directions with numerically zero `mu` (`live` at `tol`) get zero columns. The
+    structured paths (the factored target above, and the Cholesky path of `spectral`) map `W` back to coefficients.
     """
     mu, W = top(H, min(dim, H.shape[0]))
-    W = jnp.where(live(mu)[None, :], W, 0.0)
+    W = jnp.where(live(mu, tol)[None, :], W, 0.0)
     Wt, mu = _pad_rows(W.T, mu, dim)
     return mu, Wt.T

@@ -25,7 +25,6 @@ for traced inputs, so the probes can also be called inside ``jax.jit`` (then ``n
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from kernel_ssl_jax import validation as _v
 
 __all__ = [
     "accuracy",
@@ -106,18 +107,12 @@ def _labels(y: Any, name: str, n: int, n_classes: int | None) -> tuple[jax.Array
         if n_classes is None:
             raise ValueError("n_classes must be given when the labels are traced (inside jax.jit)")
         y_arr = y
-    if not isinstance(n_classes, numbers.Integral) or isinstance(n_classes, bool) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer; got {n_classes!r}")
-    return y_arr, int(n_classes)
+    return y_arr, _v.integer("n_classes", n_classes)
 
 
 def _check_reg(reg: Any, name: str = "reg") -> float:
-    if _is_traced(reg):
-        return reg
-    value = float(reg)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite non-negative number; got {reg!r}")
-    return value
+    reg = _v.real(name, reg)
+    return reg if _is_traced(reg) else float(reg)
 
 
 def _check_same_width(F_train: jax.Array, F_test: jax.Array) -> None:
@@ -350,10 +345,8 @@ def logistic_probe(
     _check_same_width(F_train, F_test)
     y_train, n_classes = _labels(y_train, "y_train", F_train.shape[0], n_classes)
     reg = _check_reg(reg)
-    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive integer; got {steps!r}")
-    if not _is_traced(learning_rate) and not (math.isfinite(float(learning_rate)) and float(learning_rate) > 0):
-        raise ValueError(f"learning_rate must be a finite positive number; got {learning_rate!r}")
+    steps = _v.integer("steps", steps)
+    _v.real("learning_rate", learning_rate, strict=True)
     dtype = jnp.result_type(F_train.dtype, F_test.dtype)
     scores = _logistic_scores(
         F_train.astype(dtype),
@@ -452,8 +445,7 @@ def knn_cosine(
     _check_same_width(F_train, F_test)
     n = F_train.shape[0]
     y_train, n_classes = _labels(y_train, "y_train", n, n_classes)
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
+    k = _v.integer("k", k)
     if k > n:
         raise ValueError(f"k must be at most the number of training points ({n}); got k={k}")
     dtype = jnp.result_type(F_train.dtype, F_test.dtype)
@@ -481,9 +473,8 @@ def knn_similarity(S_test_train: Any, y_train: Any, *, k: int = 1, n_classes: in
     S = _float_array(S_test_train, "S_test_train", "(m, n)")
     n = S.shape[1]
     y_train, n_classes = _labels(y_train, "y_train", n, n_classes)
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= n:
-        raise ValueError(f"k must be an integer in [1, {n}]; got {k!r}")
-    return _knn_vote(S, y_train, k=int(k), n_classes=n_classes)
+    k = _v.integer("k", k, maximum=n)
+    return _knn_vote(S, y_train, k=k, n_classes=n_classes)
 
 
 def accuracy(pred: Any, y: Any) -> jax.Array:
@@ -620,8 +611,7 @@ def accuracy_vs_labels(
       >>> res["all"]["mean"]
       1.0
     """
-    if not isinstance(n_draws, numbers.Integral) or isinstance(n_draws, bool) or n_draws < 1:
-        raise ValueError(f"n_draws must be a positive integer; got {n_draws!r}")
+    n_draws = _v.integer("n_draws", n_draws)
     y_train_np = np.asarray(y_train)
     y_test_np = np.asarray(y_test)
     if y_test_np.ndim != 1:

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernel_ssl_jax import kernels as _kernels
+from kernel_ssl_jax import validation as _v
 
 Array = jax.Array
 
@@ -151,13 +152,13 @@ def _psi_batch(fm: FeatureMap, X: Array) -> Array:
 
 def _column(kernel, X: Array, x: Array, sq: Array) -> Array:
     """`k(X, x)`, shape `(N,)`; `sq` holds the squared norms of the rows of X (for a dot-product `Kernel`)."""
-    if isinstance(kernel, _kernels.Kernel):
+    if isinstance(kernel, _kernels.Kernel) and kernel.dot_product:
         return kernel.from_dots(X @ x, sq, jnp.dot(x, x), X.shape[1])
     return jax.vmap(kernel, in_axes=(0, None))(X, x)
 
 
 def _diagonal(kernel, X: Array, sq: Array) -> Array:
-    if isinstance(kernel, _kernels.Kernel):
+    if isinstance(kernel, _kernels.Kernel) and kernel.dot_product:
         return kernel.from_dots(sq, sq, sq, X.shape[1])
     return jax.vmap(kernel)(X, X)
 
@@ -225,8 +226,7 @@ def select_landmarks(kernel, points, m: int, *, method: str = "kmeans++", key) -
     if points.ndim != 2:
         raise ValueError(f"points must be a 2-D array (n, d), got shape {points.shape}")
     N = points.shape[0]
-    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 1 <= m <= N:
-        raise ValueError(f"the number of landmarks must be an integer in [1, {N}] (drawn from the points), got {m!r}")
+    m = _v.integer("the number of landmarks m", m, maximum=N)
     if method == "uniform":
         return jnp.sort(jax.random.choice(key, N, (int(m),), replace=False)).astype(jnp.int32)
     if not jnp.issubdtype(points.dtype, jnp.floating):
@@ -320,8 +320,7 @@ def feature_map(kernel, kind: str = "auto", *, n_features: int | None = None, ke
             raise ValueError(f"random Fourier features need an rbf or laplacian Kernel, got {kernel!r}; "
                              "use feature_map='nystrom' for other kernels")
         n_features = 512 if n_features is None else n_features
-        if (not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool) or n_features < 2
-                or n_features % 2):
+        if _v.integer("n_features", n_features, minimum=2) % 2:
             raise ValueError(f"rff needs an even n_features >= 2 (cos and sin of n_features / 2 frequencies), "
                              f"got {n_features!r}")
         bw = kernel.params["bandwidth"]
@@ -337,7 +336,6 @@ def feature_map(kernel, kind: str = "auto", *, n_features: int | None = None, ke
         return FeatureMap("rff", n_features, freqs=freqs)
     n = points.shape[0]
     m = min(n, 512) if n_features is None else n_features
-    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 1 <= m <= n:
-        raise ValueError(f"nystrom needs 1 <= n_features <= {n} (landmarks drawn from the points), got {n_features!r}")
+    m = _v.integer("n_features (nystrom landmarks, drawn from the points)", m, maximum=n)
     idx = select_landmarks(kernel, points, int(m), method=landmarks, key=key)
     return _nystrom(kernel, points[idx], rcond)

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kernel_ssl_jax import validation as _v
+
 Array = jax.Array
 
 __all__ = [
@@ -115,10 +117,8 @@ def knn(X, k: int, *, mutual: bool = False, self_loops: bool = False, block_size
     if not bool(jnp.all(jnp.isfinite(X))):
         raise ValueError("X contains NaN or Inf")
     n = X.shape[0]
-    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n - 1:
-        raise ValueError(f"k must be an integer in [1, {n - 1}] for {n} points, got {k!r}")
+    block_size = _v.integer("block_size", block_size)
+    k = _v.integer(f"k (neighbours among {n} points)", k, maximum=n - 1)
     rows = []
     for start in range(0, n, block_size):
         block = X[start : start + block_size]

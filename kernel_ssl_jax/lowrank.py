@@ -2,22 +2,22 @@
 
 With explicit features `psi(x)` in `R^D` (`featuremaps`: identity for the linear kernel, Nystrom on landmarks for any
 kernel, random Fourier features for rbf / laplacian), the kernel is `psi(x) . psi(y)` and the Gram of the views is
-`K = Psi Psi^T` (`Psi` is N x D). The closed forms of `spectral` only need `K`'s eigenpairs and the targets written in
-its eigenbasis, and all of these follow from D x D matrices:
+`K = Psi Psi^T` (`Psi` is N x D). The one closed-form core (`eigenbasis`) only needs `K`'s eigenvalues and the
+targets written in its whitened eigen-coordinates, and all of these follow from D x D matrices:
 
 - the second moment `M2 = Psi^T Psi = V diag(s) V^T`: the nonzero eigenvalues of K are `s`, and its eigenvectors
   are `U = Psi V diag(s^-1/2)` (over the kept `s > rcond * max(s)`);
-- a target in U-coordinates: `U^T A U = s^-1/2 V^T (Psi^T A Psi) V s^-1/2`, with `Psi^T A Psi` (`PA`):
+- the whitened target `diag(sqrt s) U^T A U diag(sqrt s) = V^T (Psi^T A Psi) V`, with `Psi^T A Psi` (`PA`):
   for a view-clique graph `A = E E^T`, `PA = G^T G` with `G = E^T Psi` the per-source sums of features (a segment
   sum, O(N D)); for a dense `A`, `Psi^T (A Psi)` in row blocks (O(N^2 D), allowed because A itself is N x N);
 - the Laplacian part `Psi^T L Psi = Psi^T diag(deg) Psi - PA` (`PD - PA`);
 - Barlow: `U[v1]^T U[v2]` scaled by `sqrt(s) sqrt(s)^T` is `V^T (Psi[v1]^T Psi[v2]) V` (`S12`).
 
-Each solver of `spectral._solve_eigh` then runs verbatim in these coordinates, and its `C = C_u U^T` becomes the
-feature-space map `W = C Psi = C_u diag(sqrt(s)) V^T` (M x D), so `f(x) = W psi(x)`. The loss of SPEC §2 is
-evaluated from the same statistics, never forming N x N: with `Q = W (M2 + lam I) W^T`,
-`tr(Z A Z^T) = tr(W PA W^T)`, `tr(Z L Z^T) = tr(W (PD - PA) W^T)`, `Z1 Z2^T = W S12 W^T` (the ridge term is
-`lam W W^T` because the RKHS norm of the feature kernel on the span of the views is the Euclidean norm of `W`).
+`eigenbasis.solve` then returns `Cs` with `f(x) = Cs V^T psi(x)`: the feature-space map is `W = Cs V^T` (M x D). The
+loss of SPEC §2 is evaluated from the same statistics by `objectives.loss_from_moments`, never forming N x N: with
+`Q = W (M2 + lam I) W^T`, `tr(Z A Z^T) = tr(W PA W^T)`, `tr(Z L Z^T) = tr(W (PD - PA) W^T)`, `Z1 Z2^T = W S12 W^T`
+(the ridge term is `lam W W^T` because the RKHS norm of the feature kernel on the span of the views is the
+Euclidean norm of `W`).
 Cost O(N D^2 + D^3) time, O(n D + D^2) memory beyond the data (n sources) for clique graphs and pairs: `Psi` is
 computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)).
 

@@ -199,8 +199,15 @@ def _clique_cholesky(K, groups, lam, dim, n_sources):
     E = jax.nn.one_hot(groups, n_sources, dtype=K.dtype)
     factor = jax.scipy.linalg.cho_factor(K + lam * jnp.eye(N, dtype=K.dtype), lower=True)
     Y = jax.scipy.linalg.cho_solve(factor, E)
-    mu, W = _eb.top_of_gram(E.T @ E - lam * (E.T @ Y), dim)
+    mu, W = _eb.top_of_gram(E.T @ E - lam * (E.T @ Y), dim, _cholesky_tol(K, lam))
     return W.T @ Y.T, mu
+
+
+def _cholesky_tol(K, lam):
+    # The rounding of H = E^T K (K + lam I)^-1 E relative to its largest eigenvalue: N eps cond(K + lam I), with
+    # tr(K) >= max(s) bounding the condition number without decomposing K. A direction below it has
+    # s / (s + lam) at the level of K's own default cut-off (`N eps max(s)`): treated as beyond the rank.
+    return K.shape[0] * jnp.finfo(K.dtype).eps * (1.0 + jnp.trace(K) / lam)
 
 
 def _rows(A):
@@ -244,7 +251,7 @@ def _dense_cholesky(K, A, lam, dim):
     NaN when K is not numerically positive definite: `solve` then takes the dense path.
     """
     R = _eb.cholesky(0.5 * (K + K.T))
-    W, mu = _eb.solve_pencil("contrastive", R.T @ R, R.T @ _times(A, R), lam, 0.0, dim)
+    W, mu = _eb.solve_pencil("contrastive", R.T @ R, R.T @ _times(A, R), lam, 0.0, dim, _cholesky_tol(K, lam))
     C = jax.scipy.linalg.solve_triangular(R.T, W.T, lower=False).T
     return C, mu
 
@@ -558,7 +565,7 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solut
             return None
         method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
-    if int(np.sum(_eb.live(w))) < dim:
+    if int(np.sum(_eb.live(w, _cholesky_tol(K, lam)))) < dim:
         _eb.check_rank(dim, _rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
                      gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)

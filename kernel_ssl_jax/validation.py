@@ -37,12 +37,12 @@ def integer(name: str, value, minimum: int | None = 1, maximum: int | None = Non
     """An integer in `[minimum, maximum]` (bools and floats such as 2.0 or 2.5 are refused: TypeError)."""
     if value is None and allow_none:
         return None
+    allowed = f"an integer{_range_text(minimum, maximum)}{' or None' if allow_none else ''}"
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an integer{_range_text(minimum, maximum)}, got {value!r} "
-                        f"({type(value).__name__})")
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer{_range_text(minimum, maximum)}, got {value}")
+        raise ValueError(f"{name} must be {allowed}, got {value}")
     return value
 
 
@@ -55,7 +55,8 @@ def real(name: str, value, minimum: float | None = 0.0, strict: bool = False, ma
     """
     low = "" if minimum is None else (f" > {minimum:g}" if strict else f" >= {minimum:g}")
     high = "" if maximum is None else f" <= {maximum:g}"
-    allowed = f"a finite number{low}{' and' if low and high else ''}{high}{' or None' if allow_none else ''}"
+    allowed = ("a probability in [0, 1]" if (minimum, maximum, strict) == (0.0, 1.0, False) else
+               f"a finite number{low}{' and' if low and high else ''}{high}") + (" or None" if allow_none else "")
     if value is None and allow_none:
         return None
     if is_traced(value):

@@ -1,11 +1,17 @@
-"""Test configuration: float64, strict rank promotion and two fake CPU devices.
+"""Test configuration: float64, strict rank promotion, two fake CPU devices and one compilation cache.
 
-The device count must be set before JAX initialises its backends, so it is set here, at import time.
+The device count must be set before JAX initialises its backends, so it is set here, at import time. Most of the
+suite's time is XLA compilation: a persistent compilation cache shared by the xdist workers and by the `kssl`
+subprocesses the CLI tests start (they inherit the environment) compiles each function once per machine.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"kssl-jax-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 import jax
 
 jax.config.update("jax_num_cpu_devices", 2)

@@ -259,7 +259,7 @@ def test_from_config_vectors_without_shape():
         (lambda: augment.scale(SHAPE, 0.5), r"max_factor must be >= 1"),
         (lambda: augment.affine(SHAPE, max_scale=0.9), r"max_scale must be >= 1"),
         (lambda: augment.gaussian_noise(-0.1), "std must be a finite number >= 0"),
-        (lambda: augment.gaussian_noise("a lot"), "std must be a non-negative number"),
+        (lambda: augment.gaussian_noise("a lot"), "std must be a finite number >= 0, got 'a lot' .str."),
         (lambda: augment.feature_mask(1.5), r"p must be a probability in \[0, 1\]"),
         (lambda: augment.feature_mask(-0.1), r"p must be a probability in \[0, 1\]"),
         (lambda: augment.hflip(SHAPE, 2.0), r"p must be a probability in \[0, 1\]"),
@@ -270,7 +270,7 @@ def test_from_config_vectors_without_shape():
     ],
 )
 def test_constructor_errors(build, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(TypeError if ".str." in match else ValueError, match=match):
         build()
 
 
@@ -301,7 +301,7 @@ def test_make_views_errors():
     aug = augment.identity()
     with pytest.raises(ValueError, match=r"X must be 2-D with shape \(n, d\); got shape \(5,\)"):
         augment.make_views(jax.random.key(0), jnp.zeros(5), 2, aug)
-    with pytest.raises(ValueError, match="n_views must be an integer >= 1; got 0"):
+    with pytest.raises(ValueError, match="n_views must be an integer >= 1, got 0"):
         augment.make_views(jax.random.key(0), jnp.zeros((3, 5)), 0, aug)
     with pytest.raises(TypeError, match="aug must be a callable"):
         augment.make_views(jax.random.key(0), jnp.zeros((3, 5)), 2, None)

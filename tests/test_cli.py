@@ -1,4 +1,4 @@
-"""Tests for the `kssl` command line (kernel_ssl_jax/cli.py) and the main job it runs (kernel_ssl_jax/experiment.py).
+"""Tests for the `kssl` command line (kernel_ssl_jax/lab/cli.py) and the main job it runs (lab/experiment.py).
 
 The end-to-end test runs `kssl run` on a tiny configuration (200 digits x 2 views) and checks the run folder, the
 JSON structure and the printed table; the bad-input tests check the one-line error, exit code 2 and that nothing is
@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, config, experiment, graphs, kernels, report, spectral
+from kernel_ssl_jax import graphs, kernels, spectral
+from kernel_ssl_jax.lab import cli, config, experiment, report
 
 OBJECTIVES = ["contrastive", "vicreg", "vicreg_hard", "barlow"]
 
@@ -254,7 +255,7 @@ BAD_INPUT = [
     (["--set", "ssl.dim"], "cannot parse --set 'ssl.dim'"),
     (["--set", "data.name=mnist", "--set", "data.path={tmp}/nowhere"], "data.path: MNIST directory"),
     (["--set", "data.name=file", "--set", "data.path={tmp}/nothing.npz"], "data.path: data file"),
-    (["--set", "data.name=mnist"], "data.path is required for data.name = 'mnist'"),
+    (["--set", "data.name=file"], "data.path is required for data.name = 'file'"),
     (["--config", "{tmp}/missing.toml"], "config file"),
     (["--config", "{tmp}/bad.toml"], "is not valid TOML"),
     (["--set", "data.name=moons"], "views: augmentation(s) rotation, shift need an image shape"),
@@ -314,3 +315,13 @@ def test_compacted_decomposition_matches_full(objective, knn):
     np.testing.assert_allclose(w_comp, w_full, rtol=1e-8, atol=1e-10)
     # Coefficients are unique up to rotations within degenerate eigenspaces: compare induced kernels.
     np.testing.assert_allclose(K @ C_comp.T @ C_comp @ K, K @ C_full.T @ C_full @ K, rtol=1e-6, atol=1e-8)
+
+
+def test_convolutional_kernels_from_the_config_use_the_image_shape():
+    cfg = config.load_config(overrides=["kernel.name=cntk", "kernel.readout=gap", "kernel.depth=2"])
+    k = experiment.build_kernel(cfg, np.zeros((4, 64)), (8, 8))
+    assert k.name == "cntk" and dict(k.static) == {"depth": 2, "image_shape": (8, 8, 1), "readout": "gap"}
+    with pytest.raises(config.ConfigError, match="kernel.name = 'cntk' needs images"):
+        experiment.build_kernel(cfg, np.zeros((4, 64)), None)
+    with pytest.raises(config.ConfigError, match="readout"):
+        config.load_config(overrides=["kernel.readout=max"])

@@ -1,4 +1,4 @@
-"""Closed form vs gradient descent, and the learning dynamics (kernel_ssl_jax/compare.py), plus `kssl compare`."""
+"""Closed form vs gradient descent, and the learning dynamics (kernel_ssl_jax/lab/compare.py), plus `kssl compare`."""
 
 import json
 import os
@@ -6,19 +6,18 @@ import os
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, compare, graphs, kernels
+from kernel_ssl_jax import graphs, kernels
+from kernel_ssl_jax.lab import cli, compare
 
-N, D_IN, DIM = 20, 4, 3
+from helpers import D_IN, DIM, N, weighted_problem
+
 KERNEL = kernels.rbf(1.5)
 
 
 def problem(seed=0):
     """Views, a random weighted graph (distinct top eigenvalues: a unique optimum) and held-out points."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(N, D_IN))
-    W = rng.uniform(size=(N, N))
-    A = (np.triu(W, 1) + np.triu(W, 1).T) * (2.0 / N)
-    return X, A, rng.normal(size=(12, D_IN))
+    X, A, _, X_test = weighted_problem(seed, n_test=12)
+    return X, A, X_test
 
 
 def reference_kernel_distance(Fa, Fb):

@@ -1,11 +1,11 @@
-"""Tests for kernel_ssl_jax/config.py: defaults, TOML round trip, overrides and one-line validation errors."""
+"""Tests for kernel_ssl_jax/lab/config.py: defaults, TOML round trip, overrides and one-line validation errors."""
 
 import sys
 from pathlib import Path
 
 import pytest
 
-from kernel_ssl_jax import config
+from kernel_ssl_jax.lab import config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,8 +104,8 @@ def test_bad_override_messages(override, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["data.name=mnist"], "data.path is required for data.name = 'mnist'"),
     (["data.name=file"], "data.path is required for data.name = 'file'"),
+    (["data.name=blobs", "data.path=/tmp"], "data.path is set ('/tmp') but data.name = 'blobs' reads no files"),
     (["data.path=/tmp"], "data.path is set ('/tmp') but data.name = 'digits' reads no files"),
     (["views.n_views=1"], "views.n_views must be >= 2 when ssl.objectives includes barlow"),
 ])
@@ -113,6 +113,10 @@ def test_cross_key_checks(overrides, message):
     with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config.load_config(overrides=overrides)
     config.load_config(overrides=["views.n_views=1", "ssl.objectives=['contrastive']"])  # fine without barlow
+    # mnist and fashion_mnist take data.path when given, else they are fetched into the cache folder.
+    for name in ("mnist", "fashion_mnist"):
+        config.load_config(overrides=[f"data.name={name}"])
+        config.load_config(overrides=[f"data.name={name}", "data.path=/tmp"])
 
 
 def test_file_errors(tmp_path):

@@ -1,5 +1,6 @@
 """KernelSSL: scikit-learn conventions over spectral.solve."""
 
+import re
 import doctest
 import os
 
@@ -184,7 +185,8 @@ BAD_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("params, error, words", BAD_PARAMS, ids=[repr(p) for p, _, _ in BAD_PARAMS])
+@pytest.mark.parametrize("params, error, words", BAD_PARAMS,
+                         ids=[re.sub(r" at 0x[0-9A-Fa-f]+", "", repr(p)) for p, _, _ in BAD_PARAMS])
 def test_bad_params_are_rejected_in_fit(params, error, words):
     X = samples()[0]
     est = kssl.KernelSSL(**{"dim": 3, **params})  # __init__ stores, fit validates

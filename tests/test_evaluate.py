@@ -272,7 +272,7 @@ def test_accuracy_vs_labels_structure_and_paired_draws():
 
 def test_accuracy_vs_labels_errors():
     y = np.array([0, 0, 1, 1])
-    with pytest.raises(ValueError, match="n_draws must be a positive integer"):
+    with pytest.raises(ValueError, match="n_draws must be an integer >= 1"):
         accuracy_vs_labels(lambda idx: y, y, y, (1,), n_draws=0)
     with pytest.raises(ValueError, match="class 0 has 2 examples, fewer than per_class=5"):
         accuracy_vs_labels(lambda idx: y, y, y, (5,))
@@ -298,11 +298,11 @@ def test_probe_errors_name_the_argument():
         ridge_probe(bad, y, Ft)
     with pytest.raises(ValueError, match="F_test contains NaN or Inf"):
         knn_cosine(F, y, np.full((2, 3), np.inf))
-    with pytest.raises(ValueError, match="reg must be a finite non-negative number"):
+    with pytest.raises(ValueError, match="reg must be a finite number >= 0"):
         ridge_probe(F, y, Ft, reg=-1.0)
-    with pytest.raises(ValueError, match="reg must be a finite non-negative number"):
+    with pytest.raises(ValueError, match="reg must be a finite number >= 0"):
         logistic_probe(F, y, Ft, reg=-1e-4)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         knn_cosine(F, y, Ft, k=0)
     with pytest.raises(ValueError, match="k must be at most the number of training points"):
         knn_cosine(F, y, Ft, k=11)
@@ -312,9 +312,9 @@ def test_probe_errors_name_the_argument():
         ridge_probe(F, y - 1, Ft)
     with pytest.raises(ValueError, match="y_train must hold integer class labels"):
         ridge_probe(F, y + 0.5, Ft)
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         logistic_probe(F, y, Ft, steps=0)
-    with pytest.raises(ValueError, match="learning_rate must be a finite positive number"):
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
         logistic_probe(F, y, Ft, learning_rate=0.0)
 
 
@@ -327,7 +327,7 @@ def test_kernel_errors_name_the_argument():
         kernel_ridge_classify(K, y, np.ones((2, 4)))
     with pytest.raises(ValueError, match="K_train contains NaN or Inf"):
         kernel_ridge_classify(np.full((5, 5), np.nan), y, np.ones((2, 5)))
-    with pytest.raises(ValueError, match="reg must be a finite non-negative number"):
+    with pytest.raises(ValueError, match="reg must be a finite number >= 0"):
         kernel_ridge_classify(K, y, np.ones((2, 5)), reg=-0.1)
 
 

@@ -9,18 +9,10 @@ import pytest
 import kernel_ssl_jax as kssl
 from kernel_ssl_jax import gradient, graphs, kernels
 
-N, D_IN, DIM = 20, 4, 3
+from helpers import D_IN, DIM, N, weighted_problem
+
 KERNEL = kernels.rbf(1.5)
-
-
-def problem(seed=0):
-    """Views, a random weighted graph (distinct top eigenvalues: a unique optimum), barlow pairs, test points."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(N, D_IN))
-    W = rng.uniform(size=(N, N))
-    A = (np.triu(W, 1) + np.triu(W, 1).T) * (2.0 / N)
-    pairs = (np.arange(0, N, 2), np.arange(1, N, 2))
-    return X, A, pairs, rng.normal(size=(7, D_IN))
+problem = weighted_problem
 
 
 def rel(a, b):

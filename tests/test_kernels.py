@@ -465,32 +465,34 @@ def test_median_bandwidth_errors(X, match):
 
 
 @pytest.mark.parametrize(
-    ("make", "match"),
+    ("make", "match", "error"),
     [
-        (lambda: kernels.rbf(-1.0), "bandwidth"),
-        (lambda: kernels.rbf(0.0), "bandwidth"),
-        (lambda: kernels.rbf(float("nan")), "bandwidth"),
-        (lambda: kernels.rbf(float("inf")), "bandwidth"),
-        (lambda: kernels.laplacian(-2.0), "bandwidth"),
-        (lambda: kernels.laplacian(0.0), "bandwidth"),
-        (lambda: kernels.laplacian(float("nan")), "bandwidth"),
-        (lambda: kernels.polynomial(0), "degree"),
-        (lambda: kernels.polynomial(-1), "degree"),
-        (lambda: kernels.polynomial(2.5), "degree"),
-        (lambda: kernels.polynomial(2, scale=-1.0), "scale"),
-        (lambda: kernels.polynomial(2, offset=-1.0), "offset"),
-        (lambda: kernels.nngp(-1), "depth"),
-        (lambda: kernels.ntk(-1), "depth"),
-        (lambda: kernels.nngp(1, w_var=-1.0), "w_var"),
-        (lambda: kernels.ntk(1, w_var=-1.0), "w_var"),
-        (lambda: kernels.nngp(1, b_var=-0.1), "b_var"),
-        (lambda: kernels.ntk(1, b_var=float("nan")), "b_var"),
-        (lambda: kernels.by_name("gaussian"), "kernel must be one of"),
-        (lambda: kernels.by_name("rbf", width=2.0), "bad parameters"),
+        (lambda: kernels.rbf(-1.0), "bandwidth", ValueError),
+        (lambda: kernels.rbf(0.0), "bandwidth", ValueError),
+        (lambda: kernels.rbf(float("nan")), "bandwidth", ValueError),
+        (lambda: kernels.rbf(float("inf")), "bandwidth", ValueError),
+        (lambda: kernels.laplacian(-2.0), "bandwidth", ValueError),
+        (lambda: kernels.laplacian(0.0), "bandwidth", ValueError),
+        (lambda: kernels.laplacian(float("nan")), "bandwidth", ValueError),
+        (lambda: kernels.polynomial(0), "degree", ValueError),
+        (lambda: kernels.polynomial(-1), "degree", ValueError),
+        (lambda: kernels.polynomial(2.5), "degree", TypeError),
+        (lambda: kernels.polynomial(2, scale=-1.0), "scale", ValueError),
+        (lambda: kernels.polynomial(2, offset=-1.0), "offset", ValueError),
+        (lambda: kernels.nngp(-1), "depth", ValueError),
+        (lambda: kernels.ntk(-1), "depth", ValueError),
+        (lambda: kernels.nngp(1, w_var=-1.0), "w_var", ValueError),
+        (lambda: kernels.ntk(1, w_var=-1.0), "w_var", ValueError),
+        (lambda: kernels.nngp(1, b_var=-0.1), "b_var", ValueError),
+        (lambda: kernels.ntk(1, b_var=float("nan")), "b_var", ValueError),
+        (lambda: kernels.by_name("gaussian"), "kernel must be one of", ValueError),
+        (lambda: kernels.rbf("2"), "bandwidth must be a finite number > 0, got '2' .str.", TypeError),
+        (lambda: kernels.rbf(None), "bandwidth must be", TypeError),
+        (lambda: kernels.by_name("rbf", width=2.0), "bad parameters", ValueError),
     ],
 )
-def test_constructor_errors(make, match):
-    with pytest.raises(ValueError, match=match):
+def test_constructor_errors(make, match, error):
+    with pytest.raises(error, match=match):
         make()
 
 
@@ -512,15 +514,27 @@ def test_non_numeric_bandwidth_is_a_type_error():
         (np.ones(4), None, None, "X must be a 2-D"),
         (np.ones((2, 3, 4)), None, None, "X must be a 2-D"),
         (np.ones((4, 3)), np.ones(3), None, "Y must be a 2-D"),
-        (np.ones((4, 3)), np.ones((5, 2)), None, "same number of features"),
+        (np.ones((4, 3)), np.ones((5, 2)), None, "Y must have 3 features"),
         (np.ones((4, 3)), None, 0, "block_size"),
         (np.ones((4, 3)), None, -2, "block_size"),
-        (np.ones((4, 3)), None, 1.5, "block_size"),
+        (np.ones((4, 3)), None, 1.5, "block_size must be an integer >= 1 or None, got 1.5"),
+        (np.zeros((0, 3)), None, None, "X must not be empty"),
+        (np.array([[0.0, np.nan]]), None, None, "X contains NaN or Inf"),
+        (np.array([["a", "b"]]), None, None, "X must be an array of real numbers"),
     ],
 )
 def test_gram_errors(X, Y, block_size, match):
-    with pytest.raises(ValueError, match=match):
+    wrong_type = isinstance(block_size, float) or np.asarray(X).dtype.kind == "U"
+    with pytest.raises(TypeError if wrong_type else ValueError, match=match):
         kssl.gram(kernels.rbf(1.0), X, Y, block_size=block_size)
+
+
+def test_gram_is_finite_where_the_kernel_is_or_says_why():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    K = np.asarray(kssl.gram(kernels.rbf(1e-200), X))  # bandwidth**2 underflows: computed without squaring it
+    np.testing.assert_array_equal(K, np.eye(6))
+    with pytest.raises(ValueError, match="has NaN or Inf although X is finite"):
+        kssl.gram(kernels.polynomial(degree=400), 10 * X)
 
 
 def test_gram_rejects_non_callable_kernel():

@@ -1,13 +1,15 @@
 """Pins the public surface of kernel_ssl_jax: names users import must not vanish silently."""
 
 import numpy as np
+import pytest
 
 import kernel_ssl_jax as kssl
 
 PUBLIC = {
     "KernelSSL", "Kernel", "OBJECTIVES", "Solution", "features", "graphs", "gram", "induced_kernel", "kernels",
     "median_bandwidth", "objectives", "solve", "spectral", "augment", "data", "evaluate",
-    "gradient", "train",
+    "gradient", "train", "networks", "network_training", "Network", "NetworkSolution", "train_network",
+    "empirical_nngp", "empirical_ntk",
 }
 
 
@@ -18,7 +20,8 @@ def test_public_names():
 
 
 def test_kernel_constructors():
-    for name in ("linear", "polynomial", "rbf", "laplacian", "nngp", "ntk", "gram", "median_bandwidth", "by_name"):
+    for name in ("linear", "polynomial", "rbf", "laplacian", "nngp", "ntk", "cnngp", "cntk", "gram", "median_bandwidth",
+                 "by_name"):
         assert callable(getattr(kssl.kernels, name)), name
     for name in ("from_groups", "knn", "from_weights", "normalize", "laplacian", "pairs_from_groups"):
         assert callable(getattr(kssl.graphs, name)), name
@@ -28,6 +31,8 @@ def test_kernel_constructors():
         assert callable(getattr(kssl.data, name)), name
     for name in ("ridge_probe", "logistic_probe", "kernel_ridge_classify", "knn_cosine", "accuracy_vs_labels"):
         assert callable(getattr(kssl.evaluate, name)), name
+    for name in ("mlp", "cnn", "empirical_nngp", "empirical_ntk", "readout_matrix", "with_readout"):
+        assert callable(getattr(kssl.networks, name)), name
     assert set(kssl.OBJECTIVES) == {"contrastive", "vicreg", "vicreg_hard", "barlow"}
 
 
@@ -65,3 +70,26 @@ def test_readme_quick_start_runs():
     exec(compile(code, "README.md quick start", "exec"), namespace)
     assert namespace["F"].shape == (300, 32)
     assert namespace["K_star"].shape == (10, 10)
+
+
+CORE_MODULES = ["augment", "eigenbasis", "evaluate", "featuremaps", "gradient", "graphs", "kernels", "lowrank",
+                "networks", "objectives", "solution", "spectral", "validation"]
+
+
+@pytest.mark.parametrize("name", CORE_MODULES)
+def test_docstring_examples_run(name):
+    # The `Example:` sections of the public docstrings are doctests: they run as written.
+    import doctest
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+
+    module = importlib.import_module(f"kernel_ssl_jax.{name}")
+    globs = dict(vars(module), jax=jax, jnp=jnp, np=np, kssl=kssl)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in finder.find(module, name, globs=globs):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed in {name}"

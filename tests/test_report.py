@@ -1,4 +1,4 @@
-"""Tests of kernel_ssl_jax/report.py on synthetic results files (no data set, kernel or solver): the kernel heat
+"""Tests of kernel_ssl_jax/lab/report.py on synthetic results files (no data set, kernel or solver): the kernel heat
 maps read back from `kernels.npz`, the sweep heat maps over two swept keys, and the errors for bad files.
 
 The end-to-end checks (a real `kssl run` folder rebuilt by `kssl report`) are in tests/test_cli.py."""
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from kernel_ssl_jax import cli, config, report
+from kernel_ssl_jax.lab import cli, config, report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

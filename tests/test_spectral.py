@@ -367,13 +367,14 @@ def test_decomposition_shared_across_objectives():
 # Property-based: random sizes, dim, lam, beta, kernels
 
 
+# A few fixed shapes (two sizes, dim in 1..3): the values vary freely, the compilations stay bounded (each new shape
+# or static argument is an XLA compilation, which dominated this test's time).
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(3, 7), a=st.integers(2, 3), objective=st.sampled_from(objectives.OBJECTIVES),
+@given(n=st.sampled_from([4, 6]), objective=st.sampled_from(objectives.OBJECTIVES),
        kernel=st.sampled_from(sorted(KERNELS)), lam=st.floats(0.0, 3.0), beta=st.floats(0.0, 1.5),
-       dim_frac=st.floats(0.0, 1.0), seed=st.integers(0, 1000), weighted=st.booleans())
-def test_property_finite_and_consistent(n, a, objective, kernel, lam, beta, dim_frac, seed, weighted):
-    X, A, pairs, k = problem(objective, kernel, n=n, a=a, seed=seed, weighted=weighted)
-    dim = 1 + int(dim_frac * (n - 1))
+       dim=st.integers(1, 3), seed=st.integers(0, 1000), weighted=st.booleans())
+def test_property_finite_and_consistent(n, objective, kernel, lam, beta, dim, seed, weighted):
+    X, A, pairs, k = problem(objective, kernel, n=n, a=2, seed=seed, weighted=weighted)
     try:
         sol = kssl.solve(objective, X, None if objective == "barlow" else A, kernel=k, dim=dim, lam=lam,
                          beta=beta, pairs=pairs)
@@ -399,10 +400,10 @@ def test_property_finite_and_consistent(n, a, objective, kernel, lam, beta, dim_
     (dict(objective="simclr"), ValueError, "objective must be one of"),
     (dict(dim=0), ValueError, "dim must be an integer >= 1, got 0"),
     (dict(dim=2.5), TypeError, "dim must be an integer >= 1, got 2.5"),
-    (dict(dim=100), ValueError, "dim = 100 exceeds the rank of the Gram matrix .16 at rcond=.*largest feasible dim is 16"),
+    (dict(dim=100), ValueError, "dim = 100 exceeds the rank of the Gram matrix .16 at rcond=.*feasible dim is 16"),
     (dict(lam=-1.0), ValueError, "lam must be a finite number >= 0"),
     (dict(beta=-0.1), ValueError, "beta must be a finite number >= 0"),
-    (dict(lam="big"), TypeError, "lam must be a real number"),
+    (dict(lam="big"), TypeError, "lam must be a finite number >= 0, got 'big' .str."),
     (dict(method="fast"), ValueError, "method must be one of"),
     (dict(kernel=3), TypeError, "kernel must be"),
     (dict(X=np.ones(16)), ValueError, "X must be a 2-D array"),

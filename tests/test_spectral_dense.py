@@ -9,7 +9,7 @@ import scipy.linalg
 from sklearn.datasets import load_digits
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import eigenbasis, graphs, kernels, objectives, spectral
+from kernel_ssl_jax import eigenbasis, graphs, kernels, objectives
 
 
 def views(n=40, a=4, d=8, noise=0.1, seed=0):

@@ -41,7 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from kernel_ssl_jax import data as _data
+from kernel_ssl_jax.lab import data as _data
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 
@@ -60,7 +60,12 @@ __all__ = [
 FEATURE_PROBES = ("knn", "ridge", "logistic", "kernel_ridge")
 """Probes of the learnt representation: cosine k-NN, ridge and logistic on `f(x)`, kernel ridge with `k*`."""
 
-DATA_NEEDS_PATH = {"mnist": "the directory holding the MNIST IDX files or mnist.npz", "file": "the .npz or .csv file"}
+DATA_NEEDS_PATH = {"file": "the .npz or .csv file"}
+# Data sets that read data.path when it is set; with it empty, mnist and fashion_mnist are fetched into the cache
+# folder ($KSSL_DATA_DIR, else ~/.cache/kernel_ssl_jax) on first use.
+DATA_TAKES_PATH = {"mnist": "a directory holding the four MNIST IDX files or mnist.npz",
+                   "fashion_mnist": "a directory holding the four Fashion-MNIST IDX files or fashion_mnist.npz",
+                   **DATA_NEEDS_PATH}
 
 
 class ConfigError(ValueError):
@@ -89,7 +94,7 @@ class Option:
 # Value checks (the type is checked first, by `_coerce`)
 
 
-def _describe_value(value: Any) -> str:
+def describe_value(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, str):
@@ -136,7 +141,7 @@ def _subset(choices: Iterable[str], what: str) -> Callable[[list], list]:
 
     def check(v):
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ConfigError(f"must be an array of {what} names, got {_describe_value(v)}")
+            raise ConfigError(f"must be an array of {what} names, got {describe_value(v)}")
         if not v:
             raise ConfigError(f"must name at least one {what}")
         for x in v:
@@ -151,7 +156,7 @@ def _subset(choices: Iterable[str], what: str) -> Callable[[list], list]:
 
 def _test_size(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ConfigError(f"must be a fraction in (0, 1) or a count >= 1, got {_describe_value(v)}")
+        raise ConfigError(f"must be a fraction in (0, 1) or a count >= 1, got {describe_value(v)}")
     if isinstance(v, int) and v >= 1:
         return v
     if isinstance(v, float) and 0.0 < v < 1.0:
@@ -163,17 +168,17 @@ def _bandwidth(v):
     if v == "median":
         return v
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"must be \"median\" or a positive number, got {_describe_value(v)}")
+        raise ConfigError(f"must be \"median\" or a positive number, got {describe_value(v)}")
     return float(v)
 
 
 def _budgets(v):
     if not isinstance(v, list) or not v:
-        raise ConfigError(f"must be a non-empty array of positive integers and/or \"all\", got {_describe_value(v)}")
+        raise ConfigError(f"must be a non-empty array of positive integers and/or \"all\", got {describe_value(v)}")
     for x in v:
         ok = x == "all" or (isinstance(x, int) and not isinstance(x, bool) and x >= 1)
         if not ok:
-            raise ConfigError(f"must hold positive integers and/or \"all\"; got {_describe_value(x)}")
+            raise ConfigError(f"must hold positive integers and/or \"all\"; got {describe_value(x)}")
     keys = [str(x) for x in v]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"names a budget twice: {v}")
@@ -200,8 +205,11 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "data": {
         "name": Option("str", "digits", "data set: " + ", ".join(_data.LOADERS) + " (digits is bundled offline)",
                        _choice(_data.LOADERS)),
-        "path": Option("str", "", "directory (mnist) or .npz/.csv file (file) to read; empty for the others"),
-        "test_size": Option("number", 0.2, "held-out test fraction in (0, 1), or a count (unused by mnist)",
+        "path": Option("str", "", "directory (mnist, fashion_mnist: local files; empty: download into $KSSL_DATA_DIR "
+                                  "or ~/.cache/kernel_ssl_jax on first use) or .npz/.csv file (file) to read; empty "
+                                  "for the others"),
+        "test_size": Option("number", 0.2,
+                            "held-out test fraction in (0, 1), or a count (unused by mnist, fashion_mnist)",
                             _test_size),
         "seed": Option("int", 0, "seed of the train/test split and of subsampling"),
         "max_train": Option("int", 0, "keep a seeded stratified subset of this many training samples (0: all)",
@@ -234,9 +242,13 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "degree": Option("int", 2, "polynomial degree", _pos_int),
         "scale": Option("float", 1.0, "polynomial scale", _at_least(0.0)),
         "offset": Option("float", 1.0, "polynomial offset", _at_least(0.0)),
-        "depth": Option("int", 1, "hidden layers of the nngp/ntk network", _nonneg_int),
-        "w_var": Option("float", 2.0, "weight variance of the nngp/ntk network", _at_least(0.0, strict=True)),
-        "b_var": Option("float", 0.0, "bias variance of the nngp/ntk network", _at_least(0.0)),
+        "depth": Option("int", 1, "hidden layers of the nngp/ntk network; convolutional layers of cnngp/cntk (>= 1)",
+                        _nonneg_int),
+        "w_var": Option("float", 2.0, "weight variance of the nngp/ntk/cnngp/cntk network",
+                        _at_least(0.0, strict=True)),
+        "b_var": Option("float", 0.0, "bias variance of the nngp/ntk/cnngp/cntk network", _at_least(0.0)),
+        "readout": Option("str", "flatten", "cnngp/cntk readout: flatten (O(P) per pair of images) or gap (global "
+                          "average pooling, O(P^2))", _choice(_kernels.READOUTS)),
     },
     "ssl": {
         "objectives": Option("list[str]", list(_objectives.OBJECTIVES), "objectives to fit (closed forms), from: "
@@ -306,13 +318,13 @@ def _coerce(kind: str, value: Any) -> Any:
         "list[int|str]": isinstance(value, list),
     }[kind]
     if not ok:
-        raise ConfigError(f"must be {_KIND_NAMES[kind]}, got {_describe_value(value)}")
+        raise ConfigError(f"must be {_KIND_NAMES[kind]}, got {describe_value(value)}")
     if kind == "float":
         return float(value)
     return value
 
 
-def _check_key(section: str, key: str, value: Any, where: str = "") -> Any:
+def check_key(section: str, key: str, value: Any, where: str = "") -> Any:
     opt = SCHEMA[section][key]
     try:
         value = _coerce(opt.kind, value)
@@ -330,16 +342,16 @@ def _unknown_key(section: str, key: str, where: str) -> ConfigError:
                        f"{', '.join(sorted(SCHEMA[section]))}")
 
 
-def _merge(base: dict, update: Mapping, where: str) -> dict:
+def merge(base: dict, update: Mapping, where: str) -> dict:
     for section, table in update.items():
         if section not in SCHEMA:
             raise _unknown_section(section, where)
         if not isinstance(table, Mapping):
-            raise ConfigError(f"[{section}] must be a table of keys{where}, got {_describe_value(table)}")
+            raise ConfigError(f"[{section}] must be a table of keys{where}, got {describe_value(table)}")
         for key, value in table.items():
             if key not in SCHEMA[section]:
                 raise _unknown_key(section, key, where)
-            base[section][key] = _check_key(section, key, value, where)
+            base[section][key] = check_key(section, key, value, where)
     return base
 
 
@@ -347,7 +359,7 @@ def validate(config: Mapping) -> dict[str, dict[str, Any]]:
     """Checks a whole configuration: every section and key known, every value of the right type and range.
 
     Missing keys are filled from the defaults. Checks that involve two keys are done here too (barlow needs two
-    views; mnist/file need `data.path`, the others must not set it).
+    views; file needs `data.path`, only mnist, fashion_mnist and file may set it).
 
     Returns:
       A new, normalised configuration dict.
@@ -356,14 +368,14 @@ def validate(config: Mapping) -> dict[str, dict[str, Any]]:
       ConfigError: one line naming the offending key.
     """
     if not isinstance(config, Mapping):
-        raise ConfigError(f"a configuration must be a table of sections, got {_describe_value(config)}")
-    cfg = _merge(defaults(), config, "")
+        raise ConfigError(f"a configuration must be a table of sections, got {describe_value(config)}")
+    cfg = merge(defaults(), config, "")
     name = cfg["data"]["name"]
     if name in DATA_NEEDS_PATH and not cfg["data"]["path"]:
         raise ConfigError(f"data.path is required for data.name = {name!r}: {DATA_NEEDS_PATH[name]}")
-    if name not in DATA_NEEDS_PATH and cfg["data"]["path"]:
+    if name not in DATA_TAKES_PATH and cfg["data"]["path"]:
         raise ConfigError(f"data.path is set ({cfg['data']['path']!r}) but data.name = {name!r} reads no files; "
-                          f"use data.name = mnist or file")
+                          f"use data.name = {', '.join(DATA_TAKES_PATH)}")
     if "barlow" in cfg["ssl"]["objectives"] and cfg["views"]["n_views"] < 2:
         raise ConfigError("views.n_views must be >= 2 when ssl.objectives includes barlow (it pairs views)")
     return cfg
@@ -404,13 +416,17 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
-def _read_toml(path: str | Path) -> dict:
+def read_toml(path: str | Path) -> dict:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; expected a TOML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
@@ -433,7 +449,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     """
     cfg = defaults()
     if path is not None:
-        cfg = _merge(cfg, _read_toml(path), f" in {str(path)!r}")
+        cfg = merge(cfg, read_toml(path), f" in {str(path)!r}")
     for text in overrides:
         section, key, value = parse_override(text)
         where = f" (from --set {text!r})"
@@ -441,7 +457,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             raise _unknown_section(section, where)
         if key not in SCHEMA[section]:
             raise _unknown_key(section, key, where)
-        cfg[section][key] = _check_key(section, key, value, where)
+        cfg[section][key] = check_key(section, key, value, where)
     return validate(cfg)
 
 

@@ -14,9 +14,10 @@ Fast. Points are grouped by what they share (SPEC.md §3: one eigendecomposition
   - one data set / view set / graph per distinct `[data]`, `[views]`, `[graph]` (cached across kernels);
   - one Gram and ONE eigendecomposition per distinct kernel (only the kernel's own parameters count: an RBF point
     with `kernel.depth = 3` shares the decomposition of `kernel.depth = 1`) and `ssl.rcond`;
-  - for each objective, all `(lam, beta)` of the group are solved by one `jax.vmap` of the jitted solver
-    `spectral._solve_eigh` over the traced `lam`/`beta`, at the group's largest `dim`: the solutions for smaller
-    `dim` are its leading rows (the top-M eigenpairs are nested, see `nested_dims` and the tests).
+  - for each objective, the target is prepared once (`spectral.target`) and all `(lam, beta)` of the group are
+    solved by one `jax.vmap` of `spectral.coefficients` over the traced `lam`/`beta`, at the group's largest
+    `dim`: the solutions for smaller `dim` are its leading rows (the top-M eigenpairs are nested, see
+    `nested_dims` and the tests).
 
 Nothing lost. Each finished point is one JSON line appended to the results file with a single `os.write` on an
 `O_APPEND` descriptor, then `fsync`. A line is keyed by `point_key`, a stable hash of the point's full resolved
@@ -42,7 +43,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import fcntl
 import hashlib
 import itertools
@@ -54,7 +57,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kernel_ssl_jax import config as _config
+from kernel_ssl_jax.lab import config as _config
+from kernel_ssl_jax.lab import outputs as _outputs
 
 ConfigError = _config.ConfigError
 
@@ -76,7 +80,8 @@ SWEEP_KEYS = ("grid", "output")
 SEPARATION_SAMPLES = 200
 # Kernel parameters that matter per kernel: the rest of [kernel] does not change the Gram (used to share it).
 _KERNEL_PARAMS = {"linear": (), "polynomial": ("degree", "scale", "offset"), "rbf": ("bandwidth",),
-                  "laplacian": ("bandwidth",), "nngp": ("depth", "w_var", "b_var"), "ntk": ("depth", "w_var", "b_var")}
+                  "laplacian": ("bandwidth",), "nngp": ("depth", "w_var", "b_var"), "ntk": ("depth", "w_var", "b_var"),
+                  "cnngp": ("depth", "w_var", "b_var", "readout"), "cntk": ("depth", "w_var", "b_var", "readout")}
 
 
 class Point(NamedTuple):
@@ -142,20 +147,20 @@ def parse_sweep(raw: Mapping, *, where: str = "", default_output: str | Path | N
     grid_raw = sweep.get("grid")
     if not isinstance(grid_raw, Mapping) or not grid_raw:
         raise ConfigError(f"sweep.grid{where} must be a non-empty table of \"section.key\" = [values]")
-    base = _config.validate(_config._merge(_config.defaults(), raw, where))
+    base = _config.validate(_config.merge(_config.defaults(), raw, where))
     grid: dict[str, list] = {}
     for name, values in grid_raw.items():
         section, key = _grid_key(name, where)
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.grid.\"{name}\"{where} must be a non-empty array of values, got "
-                              f"{_config._describe_value(values)}")
-        checked = [_config._check_key(section, key, v, f" (sweep.grid{where})") for v in values]
+                              f"{_config.describe_value(values)}")
+        checked = [_config.check_key(section, key, v, f" (sweep.grid{where})") for v in values]
         if len({_canonical(v) for v in checked}) != len(checked):
             raise ConfigError(f"sweep.grid.\"{name}\"{where} lists a value twice: {values}")
         grid[name] = checked
     output = sweep.get("output", "")
     if not isinstance(output, str):
-        raise ConfigError(f"sweep.output{where} must be a string path, got {_config._describe_value(output)}")
+        raise ConfigError(f"sweep.output{where} must be a string path, got {_config.describe_value(output)}")
     if not output:
         stem = default_output if default_output is not None else "sweep"
         output = str(Path(base["output"]["dir"]) / f"sweep-{stem}.jsonl")
@@ -177,7 +182,7 @@ def parse_sweep(raw: Mapping, *, where: str = "", default_output: str | Path | N
 
 def load_sweep(path: str | Path, output: str | Path | None = None) -> SweepSpec:
     """Reads and validates a sweep TOML file (see the module docstring); `output` overrides `sweep.output`."""
-    raw = _config._read_toml(path)
+    raw = _config.read_toml(path)
     if output is not None and isinstance(raw.get("sweep"), dict):
         raw["sweep"]["output"] = str(output)
     return parse_sweep(raw, where=f" in {str(path)!r}", default_output=Path(path).stem)
@@ -211,12 +216,22 @@ def read_results(path: str | Path, *, repair: bool = False) -> list[dict]:
 
 
 def append_line(fd: int, record: Mapping) -> None:
-    """Appends `record` as ONE JSON line with one `os.write` on an `O_APPEND` descriptor, then `fsync`s."""
+    """Appends `record` as ONE JSON line with one `os.write` on an `O_APPEND` descriptor, then `fsync`s.
+
+    If the write fails or is short (a full disk), the file is cut back to its previous length before the error
+    propagates, so no partial line is left behind (the caller holds the file's exclusive lock).
+    """
     line = (json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n").encode()
-    written = os.write(fd, line)
-    if written != len(line):  # a regular file takes the whole write unless the disk is full
-        raise OSError(f"short write to the results file ({written} of {len(line)} bytes)")
-    os.fsync(fd)
+    size = os.fstat(fd).st_size
+    try:
+        written = _outputs.write_once(fd, line)
+        if written != len(line):  # a regular file takes the whole write unless the disk is full
+            raise OSError(errno.ENOSPC, f"short write to the results file ({written} of {len(line)} bytes)")
+        os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ class _Cache:
         self.graph: dict[str, Any] = {}
 
     def dataset(self, cfg):
-        from kernel_ssl_jax import experiment
+        from kernel_ssl_jax.lab import experiment
 
         k = _canonical(cfg["data"])
         if k not in self.data:
@@ -309,7 +324,9 @@ class _Cache:
         import jax.numpy as jnp
         import numpy as np
 
-        from kernel_ssl_jax import augment, experiment
+        from kernel_ssl_jax import augment
+
+        from kernel_ssl_jax.lab import experiment
 
         k = _canonical([cfg["data"], cfg["views"]])
         if k not in self.views:
@@ -326,7 +343,7 @@ class _Cache:
         return self.views[k]
 
     def adjacency(self, cfg):
-        from kernel_ssl_jax import experiment
+        from kernel_ssl_jax.lab import experiment
 
         k = _canonical([cfg["data"], cfg["views"], cfg["graph"]])
         if k not in self.graph:
@@ -343,14 +360,16 @@ class _Group:
         import jax.numpy as jnp
         import numpy as np
 
-        from kernel_ssl_jax import experiment, graphs, kernels
+        from kernel_ssl_jax import graphs, kernels
+
+        from kernel_ssl_jax.lab import experiment
 
         self.cfg = cfg
         self.ds = cache.dataset(cfg)
         self.views, self.groups, self.held1, self.held2 = cache.view_set(cfg)
         self.A = cache.adjacency(cfg)
         self.pairs = graphs.pairs_from_groups(self.groups) if cfg["views"]["n_views"] >= 2 else None
-        self.kernel = experiment.build_kernel(cfg, self.views)
+        self.kernel = experiment.build_kernel(cfg, self.views, self.ds.image_shape)
         self.K = kernels.gram(self.kernel, self.views)
         if not bool(jnp.all(jnp.isfinite(self.K))):
             raise ConfigError(f"kernel: the Gram matrix under {self.kernel!r} has NaN or Inf")
@@ -504,8 +523,12 @@ def run_sweep(spec: SweepSpec, *, progress: bool = True, stream=None, max_points
     """
     stream = stream if stream is not None else sys.stderr
     start = time.perf_counter()
+    try:  # before any computation: a bad output path fails at once
+        _outputs.check_output_file(spec.output, "sweep.output")
+    except _outputs.OutputError as e:
+        raise ConfigError(str(e)) from None
     cache = _Cache()
-    from kernel_ssl_jax import experiment
+    from kernel_ssl_jax.lab import experiment
 
     # Data-dependent validation for every point before the results file is touched.
     for p in spec.points:
@@ -514,8 +537,6 @@ def run_sweep(spec: SweepSpec, *, progress: bool = True, stream=None, max_points
         except ConfigError as e:
             raise ConfigError(f"sweep point {p.index} {_canonical(p.params)}: {e}") from None
     out = spec.output
-    if out.exists() and not out.is_file():
-        raise ConfigError(f"sweep.output: {str(out)!r} exists and is not a file")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:

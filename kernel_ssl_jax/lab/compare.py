@@ -50,7 +50,6 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -214,8 +213,7 @@ def compare(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT
     labelled = [v is not None for v in (X_probe, y_probe, y_test)]
     if any(labelled) and not all(labelled):
         raise ValueError("downstream accuracy needs all of X_probe, y_probe and y_test (or none of them)")
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = _validation.integer("steps", steps)
     key = jax.random.key(seed) if key is None else key
     optimizer = default_optimizer(objective, steps) if optimizer is None else optimizer
     kw_graph = dict(pairs=pairs) if objective == "barlow" else dict(A=A)
@@ -520,12 +518,15 @@ def run_cli(cfg: Mapping, *, objective: str, steps: int, dynamics_steps: int, ou
     Raises:
       config.ConfigError: bad configuration or data; ValueError: what the solvers reject (nothing written).
     """
-    from kernel_ssl_jax import experiment as _experiment
+    from kernel_ssl_jax.lab import experiment as _experiment
 
     stdout = stdout if stdout is not None else sys.stdout
-    where = Path(out_dir).expanduser()
-    if where.exists() and not where.is_dir():
-        raise _experiment.ConfigError(f"--out: {str(where)!r} exists and is not a directory")
+    from kernel_ssl_jax.lab import outputs as _outputs
+
+    try:  # before any computation: a bad output folder fails at once
+        where = _outputs.check_output_dir(out_dir, "--out")
+    except _outputs.OutputError as e:
+        raise _experiment.ConfigError(str(e)) from None
     start = time.perf_counter()
     prog = _experiment.Progress(progress, stderr)
     prep = _experiment.prepare(cfg, prog)

@@ -26,14 +26,20 @@ import itertools
 import json
 import math
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kernel_ssl_jax import config as _config
+from kernel_ssl_jax.lab import config as _config
+from kernel_ssl_jax.lab.figures import (
+    KERNEL_HEATMAPS,
+    figure_accuracy,
+    figure_kernels,
+    figure_spectrum,
+    load_kernel_heatmaps,
+)
 
 __all__ = [
     "build_report", "figure_accuracy", "figure_kernels", "figure_spectrum", "load_kernel_heatmaps", "load_source",
@@ -57,7 +63,7 @@ def load_source(source: str | Path) -> tuple[str, Any, Path]:
     if not path.is_file():
         raise ConfigError(f"results source {str(source)!r} not found")
     if path.suffix == ".jsonl":
-        from kernel_ssl_jax import sweep
+        from kernel_ssl_jax.lab import sweep
 
         records = [r for r in sweep.read_results(path) if "objectives" in r]
         if not records:
@@ -67,9 +73,58 @@ def load_source(source: str | Path) -> tuple[str, Any, Path]:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{str(path)!r} is not valid JSON: {e}") from None
-    if "accuracy" not in content:
+    if not isinstance(content, dict) or "accuracy" not in content:
         raise ConfigError(f"{str(path)!r} is not a 'kssl run' results.json (no 'accuracy')")
+    check_run_results(content, path)
     return "run", content, path.parent / "report"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_run_results(content: Mapping, path: str | Path = "results.json") -> None:
+    """Checks the fields of a run's `results.json` that the report reads, so that a damaged or hand-edited file is
+    one clear error naming the field, not a half-drawn report.
+
+    Raises:
+      ConfigError: a missing or empty field, or one of the wrong type (the message names the field and the file).
+    """
+    where = str(path)
+
+    def bad(field: str, problem: str):
+        return ConfigError(f"{where!r}: field {field!r} {problem}; rerun 'kssl run' to rewrite the run folder")
+
+    acc = content.get("accuracy")
+    if not isinstance(acc, Mapping):
+        raise bad("accuracy", f"must be a table of methods, got {type(acc).__name__}")
+    if not acc:
+        raise bad("accuracy", "is empty (no method was evaluated)")
+    budgets = None
+    for method, entry in acc.items():
+        if not isinstance(entry, Mapping) or not entry:
+            raise bad(f"accuracy.{method}", "is empty or not a table of label budgets")
+        if budgets is None:
+            budgets = list(entry)
+        elif list(entry) != budgets:
+            raise bad(f"accuracy.{method}", f"has label budgets {list(entry)}, other methods {budgets}")
+        for budget, cell in entry.items():
+            for stat in ("mean", "std"):
+                if not isinstance(cell, Mapping) or not _is_number(cell.get(stat)):
+                    raise bad(f"accuracy.{method}.{budget}.{stat}", "is missing or not a number")
+    cfg = content.get("config")
+    if not isinstance(cfg, Mapping) or not isinstance(cfg.get("ssl"), Mapping):
+        raise bad("config.ssl", "is missing")
+    ssl = cfg["ssl"]
+    if not isinstance(ssl.get("objectives"), list):
+        raise bad("config.ssl.objectives", "is missing or not a list")
+    for key in ("dim", "lam", "rcond"):
+        if not _is_number(ssl.get(key)):
+            raise bad(f"config.ssl.{key}", "is missing or not a number")
+    eig = content.get("eigenvalues", {})
+    if not isinstance(eig, Mapping) or not isinstance(eig.get("gram", []), list) \
+            or not isinstance(eig.get("targets", {}), Mapping):
+        raise bad("eigenvalues", "must be a table with a list 'gram' and a table 'targets'")
 
 
 def _fmt(v: Any) -> str:
@@ -86,126 +141,6 @@ def _safe(name: str) -> str:
 
 # --------------------------------------------------------------------------------------------------------------------
 # A kssl run
-
-KERNEL_HEATMAPS = "kernels.npz"
-
-
-def load_kernel_heatmaps(path: str | Path) -> dict[str, np.ndarray]:
-    """Reads and checks a run's `kernels.npz` (written by `kssl run`, see `experiment.write_run`).
-
-    Returns:
-      `{"names": (P,) str, "kernels": (P, n, n), "labels": (n,), "test_index": (n,)}`: `names[0]` is `"base"`,
-      the others are objectives; `kernels[p]` is the normalised kernel on the test samples `test_index`, sorted by
-      `labels`.
-
-    Raises:
-      ConfigError: the file is missing, not an .npz archive, or lacks an array or has inconsistent shapes.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{str(path)!r} not found: 'kssl run' writes it into the run folder")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ConfigError(f"{str(path)!r} is not a valid kernels.npz: {e}") from None
-    missing = [k for k in ("names", "kernels", "labels", "test_index") if k not in data]
-    if missing:
-        raise ConfigError(f"{str(path)!r} lacks the array(s) {', '.join(missing)}")
-    names, kmats, labels = data["names"], data["kernels"], data["labels"]
-    n = labels.shape[0] if labels.ndim == 1 else -1
-    if (n < 1 or names.ndim != 1 or kmats.shape != (names.shape[0], n, n) or data["test_index"].shape != (n,)
-            or names.shape[0] < 1):
-        raise ConfigError(f"{str(path)!r} has inconsistent shapes: names {names.shape}, kernels {kmats.shape}, "
-                          f"labels {labels.shape}, test_index {data['test_index'].shape}")
-    return data
-
-
-def figure_kernels(heatmaps: Mapping[str, np.ndarray], path: str | Path) -> None:
-    """Draws `kernels.png`: one heat map per kernel of `heatmaps` (see `load_kernel_heatmaps`), class boundaries
-    as white lines. Used by `kssl run` (on the arrays it saves) and by `kssl report` (on the saved file)."""
-    from matplotlib.figure import Figure
-
-    names, kmats, ys = heatmaps["names"], np.asarray(heatmaps["kernels"]), np.asarray(heatmaps["labels"])
-    titles = ["base kernel k" if str(n) == "base" else f"induced k* ({n})" for n in names]
-    fig = Figure(figsize=(3.3 * len(titles), 3.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(titles)))
-    bounds = np.flatnonzero(np.diff(ys)) + 0.5
-    for ax, title, G in zip(axes, titles, kmats, strict=True):
-        im = ax.imshow(G, cmap="viridis", interpolation="nearest")
-        for b in bounds:
-            ax.axhline(b, color="w", lw=0.4)
-            ax.axvline(b, color="w", lw=0.4)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(f"normalised kernels k(x,y)/sqrt(k(x,x)k(y,y)) on {ys.size} test samples sorted by label")
-    fig.savefig(path, dpi=110)
-
-
-def figure_accuracy(accuracy: Mapping, objectives: Sequence[str], path: str | Path) -> None:
-    """`accuracy.png` of a run: left, each objective's main probe, the base kernel and the supervised reference;
-    right, every probe (colour: representation, line style: probe). `accuracy` as in `results.json`."""
-    from matplotlib.figure import Figure
-
-    keys = list(next(iter(accuracy.values())))
-    x = np.arange(len(keys))
-    fig = Figure(figsize=(12, 4.5), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
-    main = [m for m in [*objectives, "base_kernel", "supervised"] if m in accuracy]
-    others = [m for m in accuracy if m not in main and "/" in m]
-    # One colour per representation (objective, base kernel), one line style per probe.
-    families = list(dict.fromkeys(m.split("/")[0] for m in accuracy))
-    colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
-    probes = list(dict.fromkeys(m.split("/")[1] for m in others))
-    styles = dict(zip(probes, ["-", "--", ":", "-."] * 3, strict=False))
-    for ax, rows, title in ((axes[0], main, "main probe, base kernel and supervised"),
-                            (axes[1], others, "every probe (colour: representation, line: probe)")):
-        for m in rows:
-            mean = [accuracy[m][k]["mean"] for k in keys]
-            std = [accuracy[m][k]["std"] for k in keys]
-            family, _, probe = m.partition("/")
-            style = styles.get(probe, {"base_kernel": "--", "supervised": ":"}.get(m, "-"))
-            ax.errorbar(x, mean, yerr=std, color=colours[family], linestyle=style, marker="o", capsize=3, label=m)
-        ax.set_xticks(x, keys)
-        ax.set_xlabel("labels per class")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if rows:
-            ax.legend(fontsize=7)
-    axes[0].set_ylabel("test accuracy")
-    fig.savefig(path, dpi=110)
-
-
-def figure_spectrum(eigenvalues: Mapping, ssl: Mapping, path: str | Path) -> None:
-    """`spectrum.png` of a run: the Gram's eigenvalues with the `rcond` cut-off and `lam`, and each objective's kept
-    target eigenvalues. `eigenvalues` and `ssl` as in `results.json` (`eigenvalues`, `config.ssl`)."""
-    from matplotlib.figure import Figure
-
-    s = np.asarray(eigenvalues["gram"], dtype=float)
-    s = s[s > 0]
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    ax0, ax1 = fig.subplots(1, 2)
-    ax0.loglog(np.arange(1, s.size + 1), s, label="eigenvalues of K")
-    if s.size:
-        kept = eigenvalues.get("gram_rank_kept", "?")
-        ax0.axhline(ssl["rcond"] * s.max(), color="r", ls="--", lw=1, label=f"cut-off rcond x max ({kept} kept)")
-    if ssl["lam"] > 0:
-        ax0.axhline(ssl["lam"], color="k", ls=":", lw=1, label=f"lam = {ssl['lam']:g}")
-    ax0.set_xlabel("index")
-    ax0.set_ylabel("eigenvalue")
-    ax0.set_title(f"Gram of the {len(eigenvalues['gram'])} training views")
-    ax0.legend(fontsize=8)
-    for o, w in eigenvalues.get("targets", {}).items():
-        ax1.plot(np.arange(1, len(w) + 1), w, marker="o", label=o)
-    ax1.set_xlabel("index")
-    ax1.set_ylabel("eigenvalue")
-    ax1.set_yscale("symlog", linthresh=1e-3)
-    ax1.set_title("eigenvalues of the targets kept by each solver")
-    ax1.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-
 
 def _run_report(res: Mapping, out: Path, run_folder: Path) -> list[str]:
     acc = res["accuracy"]
@@ -465,12 +400,23 @@ def _canonical_params(r: Mapping) -> str:
 
 def build_report(source: str | Path, out_dir: str | Path | None = None, budget: str | None = None) -> Path:
     """Writes figures and `report.md` for a run folder / results.json or a sweep JSONL; returns the folder."""
+    from kernel_ssl_jax.lab import outputs as _outputs
+
     kind, content, default_out = load_source(source)
-    out = Path(out_dir).expanduser() if out_dir is not None else default_out
+    try:  # before drawing anything
+        out = _outputs.check_output_dir(out_dir if out_dir is not None else default_out,
+                                        "--out" if out_dir is not None else "report folder")
+    except _outputs.OutputError as e:
+        raise ConfigError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
-    if kind == "run":  # default_out is <run folder>/report
-        lines = _run_report(content, out, default_out.parent)
-    else:
-        lines = _sweep_report(content, out, budget)
-    (out / "report.md").write_text("\n".join(lines))
+    try:
+        if kind == "run":  # default_out is <run folder>/report
+            lines = _run_report(content, out, default_out.parent)
+        else:
+            lines = _sweep_report(content, out, budget)
+    except (KeyError, IndexError, TypeError, StopIteration, AttributeError) as e:
+        what = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) and e.args else f"{type(e).__name__}: {e}"
+        raise ConfigError(f"{str(source)!r} is not a complete 'kssl {kind}' results file ({what}); rerun the job "
+                          f"that wrote it") from None
+    _outputs.atomic_write(out / "report.md", "\n".join(lines))
     return out

@@ -5,8 +5,11 @@ code); adding one is adding an entry. Shared pieces for subcommands that read a 
 (`--config`, `--set`) and `config_from_args`.
 
 Errors the user can fix (unknown data set, objective or config key, a wrong type, an unparsable `--set`, a missing
-file or directory, a bad option) print ONE line `kssl: error: ...` on stderr and exit with code 2, before anything
-is written.
+file or directory, an output folder that cannot be created or written, a bad option, a damaged results file, a full
+disk, a value a library function rejects with a ValueError) print ONE line `kssl: error: ...` on stderr and exit
+with code 2; input and output paths are checked before
+any computation. Anything else (a bug) prints one line `kssl: internal error: ...` and exits with code 1. No
+traceback is shown unless the global `--debug` flag is given (`kssl --debug run ...`, or after the command).
 
 Example:
   $ kssl run                                  # the default configuration (configs/default.toml) on digits
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
-from kernel_ssl_jax import config as _config
+from kernel_ssl_jax.lab import config as _config
 
 __all__ = ["Command", "COMMANDS", "UsageError", "add_config_arguments", "config_from_args", "build_parser", "main"]
 
@@ -91,9 +96,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not print progress (the final table and the run folder are still printed)")
 
 
+def _check_dir(path, what: str) -> None:
+    from kernel_ssl_jax.lab import outputs
+
+    try:
+        outputs.check_output_dir(path, what)
+    except outputs.OutputError as e:
+        raise UsageError(str(e)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    from kernel_ssl_jax import experiment  # jax is imported only when there is work to do
+    _check_dir(args.out if args.out is not None else cfg["output"]["dir"],
+               "--out" if args.out is not None else "output.dir")
+    from kernel_ssl_jax.lab import experiment  # jax is imported only when there is work to do
 
     experiment.run(cfg, out_dir=args.out, progress=not args.quiet)
     return 0
@@ -164,13 +180,14 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from kernel_ssl_jax import compare  # jax is imported only when there is work to do
+    from kernel_ssl_jax.lab import compare  # jax is imported only when there is work to do
 
     overrides = [*compare.CLI_DEFAULTS, *args.overrides, f'ssl.objectives=["{args.objective}"]']
     for key, value in (("ssl.dim", args.dim), ("ssl.lam", args.lam), ("data.max_train", args.n_sources)):
         if value is not None:
             overrides.append(f"{key}={value!r}")
     cfg = _config.load_config(None, overrides)
+    _check_dir(args.out, "--out")
     try:
         compare.run_cli(cfg, objective=args.objective, steps=args.steps, dynamics_steps=args.dynamics_steps,
                         out_dir=args.out, progress=not args.quiet)
@@ -210,9 +227,15 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from kernel_ssl_jax import sweep
+    from kernel_ssl_jax.lab import sweep
 
     spec = sweep.load_sweep(args.config, output=args.out)
+    from kernel_ssl_jax.lab import outputs
+
+    try:
+        outputs.check_output_file(spec.output, "--out" if args.out is not None else "sweep.output")
+    except outputs.OutputError as e:
+        raise UsageError(str(e)) from None
     summary = sweep.run_sweep(spec, progress=not args.quiet, max_points=args.max_points)
     print(f"{summary['computed']} points computed, {summary['skipped']} already done, {summary['total']} in the grid, "
           f"{summary['seconds']:.1f} s; results: {summary['output']}")
@@ -239,7 +262,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from kernel_ssl_jax import report
+    from kernel_ssl_jax.lab import report
 
     out = report.build_report(args.source, out_dir=args.out, budget=args.budget)
     print(f"report: {out / 'report.md'}")
@@ -273,11 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Joint-embedding self-supervised learning in the kernel regime.",
                      epilog="Run 'kssl <command> --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="on an error, show the Python traceback (default: one line on stderr)")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.description, epilog=cmd.epilog or None,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_arguments(p)
+        # Also accepted after the command; SUPPRESS keeps a `kssl --debug <command>` given before it.
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an error, show the Python traceback")
     return parser
 
 
@@ -288,15 +316,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         print(f"{PROG}: error: choose a command: {', '.join(COMMANDS)} (see '{PROG} --help')", file=sys.stderr)
         return 2
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("KSSL_DEBUG", "") not in ("", "0")
     try:
         return COMMANDS[args.command].handler(args)
-    except (UsageError, _config.ConfigError) as e:
-        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        code, line = _describe_error(e)
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        print(line, file=sys.stderr)
+        return code
 
 
-def _one_line(e: BaseException) -> str:
+def _describe_error(e: BaseException) -> tuple[int, str]:
+    """`(exit code, one line)` for an exception escaping a command: 2 for errors the user can fix, 1 for bugs."""
+    from kernel_ssl_jax.lab import outputs
+
+    if isinstance(e, (UsageError, _config.ConfigError, outputs.OutputError)):
+        return 2, f"{PROG}: error: {_one_line(e)}"
+    if isinstance(e, ValueError):  # the library's convention: a value the caller gave is not allowed (named in e)
+        return 2, f"{PROG}: error: {_one_line(e) or type(e).__name__}"
+    if isinstance(e, OSError):  # the file system: a missing or unwritable path, a full disk, a failed download
+        if e.strerror:
+            text = e.strerror + (f": {str(e.filename)!r}" if e.filename is not None else "")
+        else:
+            text = str(e) or type(e).__name__
+        return 2, f"{PROG}: error: {_one_line(text)}"
+    return 1, (f"{PROG}: internal error: {type(e).__name__}: {_one_line(e)} (rerun with 'kssl --debug ...' for the "
+               f"traceback and report it)")
+
+
+def _one_line(e: BaseException | str) -> str:
     return " ".join(str(e).split())

@@ -3,7 +3,10 @@
 Every loader returns a :class:`Dataset` of float64 features of shape ``(n, d)`` (images flattened row-major, with
 ``image_shape = (height, width)`` so augmentations can reshape them) and int64 labels of shape ``(n,)``. Built-in data
 sets are scaled to [0, 1]; train/test splits are stratified and seeded, so the same ``seed`` always gives the same
-split. Nothing here downloads: MNIST is read from files the user already has, MNIST-1D is generated procedurally.
+split. MNIST and Fashion-MNIST are read from a folder the user names, or else fetched on first use into a cache folder
+(:func:`data_dir`: the argument, else ``$KSSL_DATA_DIR``, else ``~/.cache/kernel_ssl_jax``) with ``pooch``, every
+file checked against its known md5 checksum (:data:`REMOTE`); later uses read the cache with no network. MNIST-1D is
+generated procedurally; digits ships with scikit-learn.
 
 This module is the numpy edge of the package: arrays become JAX arrays only when a model consumes them.
 """
@@ -13,14 +16,18 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import os
 import random
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
+
+from kernel_ssl_jax import validation as _validation
 
 
 class Dataset(NamedTuple):
@@ -68,11 +75,7 @@ def _check_test_size(test_size) -> float:
 
 
 def _check_count(name: str, value, minimum: int = 1, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if allow_none else ''}; got {value!r}")
-    return int(value)
+    return _validation.integer(name, value, minimum=minimum, allow_none=allow_none)
 
 
 def _encode_labels(*ys: np.ndarray) -> list[np.ndarray]:
@@ -329,37 +332,209 @@ def _pixels(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float64)
 
 
-def mnist(directory: str | Path, seed: int = 0, max_train: int | None = None, max_test: int | None = None) -> Dataset:
-    """MNIST from local files: the four IDX files (optionally ``.gz``) or a Keras-style ``mnist.npz``.
+# Where MNIST-like data sets are fetched from: base URLs tried in order (the first that answers with the right bytes
+# wins) and the md5 checksum of every gzipped IDX file, as published with the data and used by torchvision.
+REMOTE = {
+    "mnist": {
+        "title": "MNIST",
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
+        "files": {
+            "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    },
+    "fashion_mnist": {
+        "title": "Fashion-MNIST",
+        "mirrors": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+        "files": {
+            "train-images-idx3-ubyte.gz": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "md5:25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "md5:bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "md5:bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    },
+}
+
+DATA_DIR_ENV = "KSSL_DATA_DIR"
+"""Environment variable naming the cache folder of downloaded data sets (see :func:`data_dir`)."""
+
+DOWNLOAD_TIMEOUT_S = 60.0
+
+
+class DownloadError(OSError):
+    """A data set file could not be fetched (no network, a mirror down, a checksum mismatch). The message is one line:
+    the URL that failed, why, and where to put the files by hand."""
+
+
+def data_dir(directory: str | os.PathLike | None = None) -> Path:
+    """The cache folder of downloaded data sets: ``directory`` if given, else ``$KSSL_DATA_DIR`` if set and not
+    empty, else ``~/.cache/kernel_ssl_jax`` (``~`` expanded). Creates nothing.
+
+    Raises:
+        TypeError: ``directory`` is not None, a string or a path.
+    """
+    if directory is None:
+        directory = os.environ.get(DATA_DIR_ENV) or "~/.cache/kernel_ssl_jax"
+    elif not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be None, a str or an os.PathLike, got {type(directory).__name__} {directory!r}")
+    return Path(directory).expanduser()
+
+
+def _short(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def fetch(name: str, directory: str | os.PathLike | None = None, *, mirrors: Sequence[str] | None = None,
+          registry: Mapping[str, str] | None = None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
+    """Makes sure the files of data set ``name`` are in ``<data_dir(directory)>/<name>/`` and returns that folder.
+
+    A file already there with the right checksum is used as is (no network); otherwise it is downloaded from the
+    first mirror that serves it with the right checksum (``pooch``: the download goes to a temporary file that is
+    checked before it is moved into place, so a corrupted or partial download is never kept).
+
+    Args:
+        name: a key of :data:`REMOTE` (``"mnist"``, ``"fashion_mnist"``).
+        directory: the cache folder (default: :func:`data_dir`).
+        mirrors: base URLs to try in order, each ending in ``/`` or not (default: ``REMOTE[name]["mirrors"]``).
+        registry: ``{file name: "md5:<hex>" or "sha256:<hex>"}`` (default: ``REMOTE[name]["files"]``).
+        timeout: seconds to wait for a mirror to answer.
+
+    Raises:
+        TypeError: an argument of the wrong type (``mirrors`` a single string, ``registry`` not a mapping, ...).
+        ValueError: an unknown ``name``, an empty ``mirrors`` or ``registry``, a non-positive ``timeout``.
+        DownloadError: no mirror delivered a file with the right checksum; the one-line message names the URL(s)
+            that failed, why, and the folder to put the files in by hand.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
+    if name not in REMOTE:
+        raise ValueError(f"name {name!r} is not a downloadable data set; known: {', '.join(REMOTE)}")
+    remote = REMOTE[name]
+    mirrors = remote["mirrors"] if mirrors is None else mirrors
+    if isinstance(mirrors, (str, bytes)) or not isinstance(mirrors, Sequence) \
+            or not all(isinstance(m, str) for m in mirrors):
+        raise TypeError(f"mirrors must be a list of base URLs (str), got {type(mirrors).__name__} {mirrors!r}")
+    if not mirrors:
+        raise ValueError("mirrors must list at least one base URL, got an empty list")
+    registry = remote["files"] if registry is None else registry
+    if not isinstance(registry, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in registry.items()):
+        raise TypeError(f"registry must map file names (str) to checksums like 'md5:<hex>' (str), got "
+                        f"{type(registry).__name__} {registry!r}")
+    if not registry:
+        raise ValueError("registry must list at least one file, got an empty mapping")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__} {timeout!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    try:
+        import pooch
+    except ImportError:  # pragma: no cover - pooch is a dependency
+        raise DownloadError(f"downloading {name} needs the package pooch (pip install pooch)") from None
+
+    folder = data_dir(directory) / name
+    title = remote["title"]
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # no "Downloading ..." lines on stderr: the caller reports progress
+    try:
+        for fname, known_hash in registry.items():
+            failures = []
+            for base in mirrors:
+                url = base.rstrip("/") + "/" + fname
+                try:
+                    pooch.retrieve(url, known_hash=known_hash, fname=fname, path=folder,
+                                   downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False))
+                    break
+                except ValueError as e:  # pooch: the downloaded file's hash differs from the known one
+                    failures.append((url, "the download does not match its checksum " + known_hash
+                                     + " (corrupted or changed file; it was not kept)" if "hash" in str(e).lower()
+                                     else _short(e)))
+                except Exception as e:
+                    failures.append((url, _short(e)))
+            else:
+                url, why = failures[0]
+                more = f" (and {len(failures) - 1} other mirror(s) failed too)" if len(failures) > 1 else ""
+                raise DownloadError(
+                    f"could not download {title} file {fname!r} from {url}: {why}{more}; without network, put the "
+                    f"files {', '.join(registry)} into {str(folder)!r} by hand (they are checked against their "
+                    f"checksums), or point data.path (the directory argument) at a folder holding them")
+    finally:
+        logger.setLevel(level)
+    return folder
+
+
+def _check_directory(directory) -> None:
+    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory must be None, a str or an os.PathLike, got {type(directory).__name__} "
+                        f"{directory!r}")
+
+
+def mnist(directory: str | os.PathLike | None = None, seed: int = 0, max_train: int | None = None,
+          max_test: int | None = None, *, data_dir: str | os.PathLike | None = None,
+          mirrors: Sequence[str] | None = None, registry: Mapping[str, str] | None = None) -> Dataset:
+    """MNIST: from local files, or fetched on first use into the cache folder (see :func:`fetch`).
 
     The standard split (60000 train, 10000 test) is kept; ``max_train``/``max_test`` take seeded stratified subsets.
 
     Args:
         directory: folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
             ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each possibly ``.gz``), or ``mnist.npz`` with
-            keys ``x_train``, ``y_train``, ``x_test``, ``y_test``. The IDX files win when both are present.
+            keys ``x_train``, ``y_train``, ``x_test``, ``y_test``. The IDX files win when both are present. Nothing
+            is downloaded then. None (the default): fetch into ``<data_dir>/mnist``.
         seed: seed of the optional subsampling.
         max_train: keep a seeded, stratified subset of at most this many training samples.
         max_test: same for the test set.
+        data_dir: the cache folder (default: ``$KSSL_DATA_DIR``, else ``~/.cache/kernel_ssl_jax``).
+        mirrors, registry: base URLs and checksums of the download (default: :data:`REMOTE`; see :func:`fetch`).
 
     Returns:
         A :class:`Dataset` with pixels in [0, 1] (divided by 255) and ``image_shape`` as stored (``(28, 28)``).
 
     Raises:
-        FileNotFoundError: if the directory is missing, or it holds neither ``mnist.npz`` nor all IDX files (the
+        FileNotFoundError: if ``directory`` is missing, or it holds neither ``mnist.npz`` nor all IDX files (the
             message names the first missing file and the directory).
+        DownloadError: if ``directory`` is None and the files are neither cached nor downloadable.
         ValueError: if the images are not 3-D or the numbers of images and labels differ.
 
     Example:
-        >>> ds = mnist("~/data/mnist", max_train=10000)  # doctest: +SKIP
+        >>> ds = mnist(max_train=10000)  # doctest: +SKIP
         >>> ds.X_train.shape, ds.image_shape  # doctest: +SKIP
         ((10000, 784), (28, 28))
     """
+    _check_directory(directory)
+    if directory is None:
+        directory = fetch("mnist", data_dir, mirrors=mirrors, registry=registry)
+    return _read_mnist_like(directory, "mnist", seed, max_train, max_test)
+
+
+def fashion_mnist(directory: str | os.PathLike | None = None, seed: int = 0, max_train: int | None = None,
+                  max_test: int | None = None, *, data_dir: str | os.PathLike | None = None,
+                  mirrors: Sequence[str] | None = None, registry: Mapping[str, str] | None = None) -> Dataset:
+    """Fashion-MNIST (Zalando; 28 x 28 grey images of 10 clothing classes, 60000 train, 10000 test), in the MNIST
+    file format: from local files (the four IDX files or ``fashion_mnist.npz``), or fetched on first use into
+    ``<data_dir>/fashion_mnist``. Arguments, return value and errors as :func:`mnist`.
+
+    Example:
+        >>> ds = fashion_mnist(max_train=10000)  # doctest: +SKIP
+    """
+    _check_directory(directory)
+    if directory is None:
+        directory = fetch("fashion_mnist", data_dir, mirrors=mirrors, registry=registry)
+    return _read_mnist_like(directory, "fashion_mnist", seed, max_train, max_test)
+
+
+def _read_mnist_like(directory, name: str, seed: int, max_train: int | None, max_test: int | None) -> Dataset:
+    title = REMOTE[name]["title"]
     directory = Path(directory).expanduser()
     if not directory.is_dir():
-        raise FileNotFoundError(f"MNIST directory {str(directory)!r} does not exist")
-    found = {key: _find_idx(directory, name) for key, name in _MNIST_FILES.items()}
-    npz = directory / "mnist.npz"
+        raise FileNotFoundError(f"{title} directory {str(directory)!r} does not exist")
+    found = {key: _find_idx(directory, fname) for key, fname in _MNIST_FILES.items()}
+    npz = directory / f"{name}.npz"
     if all(found.values()):
         arrays = {key: read_idx(path) for key, path in found.items()}
     elif npz.is_file():
@@ -374,17 +549,17 @@ def mnist(directory: str | Path, seed: int = 0, max_train: int | None = None, ma
                 "test_labels": archive["y_test"],
             }
     else:
-        missing = next(name for key, name in _MNIST_FILES.items() if found[key] is None)
+        missing = next(fname for key, fname in _MNIST_FILES.items() if found[key] is None)
         raise FileNotFoundError(
-            f"MNIST file {missing!r} (or {missing}.gz) not found in directory {str(directory)!r}; expected the four "
-            f"IDX files {', '.join(_MNIST_FILES.values())} or mnist.npz"
+            f"{title} file {missing!r} (or {missing}.gz) not found in directory {str(directory)!r}; expected the four "
+            f"IDX files {', '.join(_MNIST_FILES.values())} or {npz.name}"
         )
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.ndim != 3:
-            raise ValueError(f"MNIST {part} images must be 3-D (n, height, width); got shape {images.shape}")
+            raise ValueError(f"{title} {part} images must be 3-D (n, height, width); got shape {images.shape}")
         if len(images) != len(labels):
-            raise ValueError(f"MNIST {part} set has {len(images)} images but {len(labels)} labels")
+            raise ValueError(f"{title} {part} set has {len(images)} images but {len(labels)} labels")
     image_shape = arrays["train_images"].shape[1:]
     y_train, y_test = _encode_labels(arrays["train_labels"], arrays["test_labels"])
     return _dataset(
@@ -393,7 +568,7 @@ def mnist(directory: str | Path, seed: int = 0, max_train: int | None = None, ma
         _pixels(arrays["test_images"]),
         y_test,
         image_shape,
-        "mnist",
+        name,
         max_train,
         max_test,
         seed,
@@ -651,6 +826,7 @@ LOADERS = {
     "digits": digits,
     "mnist1d": mnist1d,
     "mnist": mnist,
+    "fashion_mnist": fashion_mnist,
     "file": from_file,
     "moons": two_moons,
     "circles": circles,
@@ -663,7 +839,8 @@ def load(name: str, **kwargs) -> Dataset:
     """Loads a data set by name, forwarding keyword arguments to its loader.
 
     Args:
-        name: one of ``"digits"``, ``"mnist1d"``, ``"mnist"`` (needs ``directory=``), ``"file"`` (needs ``path=``),
+        name: one of ``"digits"``, ``"mnist1d"``, ``"mnist"`` and ``"fashion_mnist"`` (``directory=`` to read local
+            files, else fetched into the cache folder), ``"file"`` (needs ``path=``),
             ``"moons"``, ``"circles"``, ``"blobs"``.
         **kwargs: arguments of the loader, e.g. ``seed``, ``test_size``, ``max_train``.
 

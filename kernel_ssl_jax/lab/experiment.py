@@ -40,9 +40,6 @@ import contextlib
 import csv
 import io
 import json
-import os
-import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -54,12 +51,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernel_ssl_jax import augment as _augment
-from kernel_ssl_jax import config as _config
-from kernel_ssl_jax import data as _data
+from kernel_ssl_jax.lab import config as _config
+from kernel_ssl_jax.lab import data as _data
+from kernel_ssl_jax.lab import figures as _figures
 from kernel_ssl_jax import evaluate as _evaluate
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
-from kernel_ssl_jax import objectives as _objectives
+from kernel_ssl_jax.lab import outputs as _outputs
 from kernel_ssl_jax import spectral as _spectral
 
 __all__ = [
@@ -158,8 +156,8 @@ def load_data(cfg: Mapping) -> _data.Dataset:
     """
     d = cfg["data"]
     kw: dict[str, Any] = {"seed": d["seed"], "max_train": d["max_train"] or None, "max_test": d["max_test"] or None}
-    if d["name"] == "mnist":
-        kw["directory"] = d["path"]
+    if d["name"] in ("mnist", "fashion_mnist"):
+        kw["directory"] = d["path"] or None  # empty: fetched into the cache folder on first use
     else:
         kw["test_size"] = d["test_size"]
     if d["name"] == "file":
@@ -168,6 +166,8 @@ def load_data(cfg: Mapping) -> _data.Dataset:
         ds = _data.load(d["name"], **kw)
     except FileNotFoundError as e:
         raise ConfigError(f"data.path: {e}") from None
+    except _data.DownloadError as e:
+        raise ConfigError(f"data.name = {d['name']!r}: {e}") from None
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
     check_against_data(cfg, ds)
@@ -215,8 +215,11 @@ def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array
     return A
 
 
-def build_kernel(cfg: Mapping, views) -> _kernels.Kernel:
-    """The base kernel of `cfg["kernel"]`; `bandwidth = "median"` is the median distance between views."""
+def build_kernel(cfg: Mapping, views, image_shape=None) -> _kernels.Kernel:
+    """The base kernel of `cfg["kernel"]`; `bandwidth = "median"` is the median distance between views.
+
+    The convolutional kernels (cnngp, cntk) need the data set's `image_shape` `(height, width)` (one channel).
+    """
     kc = cfg["kernel"]
     name = kc["name"]
     params: dict[str, Any] = {}
@@ -227,6 +230,12 @@ def build_kernel(cfg: Mapping, views) -> _kernels.Kernel:
         params = {"degree": kc["degree"], "scale": kc["scale"], "offset": kc["offset"]}
     elif name in ("nngp", "ntk"):
         params = {"depth": kc["depth"], "w_var": kc["w_var"], "b_var": kc["b_var"]}
+    elif name in ("cnngp", "cntk"):
+        if image_shape is None:
+            raise ConfigError(f"kernel.name = {name!r} needs images; data set {cfg['data']['name']!r} has plain "
+                              "feature vectors")
+        params = {"image_shape": (*image_shape, 1), "depth": kc["depth"], "w_var": kc["w_var"],
+                  "b_var": kc["b_var"], "readout": kc["readout"]}
     try:
         return _kernels.by_name(name, **params)
     except ValueError as e:
@@ -280,7 +289,7 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
     pairs = _graphs.pairs_from_groups(groups) if "barlow" in objectives else None
     N = views.shape[0]
     with progress.stage("kernel", f"Gram of {N} views"):
-        kernel = build_kernel(cfg, views)
+        kernel = build_kernel(cfg, views, ds.image_shape)
         K = _kernels.gram(kernel, views)
         if not bool(jnp.all(jnp.isfinite(K))):
             raise ConfigError(f"kernel: the Gram matrix under {kernel!r} has NaN or Inf; check the kernel parameters")
@@ -476,12 +485,7 @@ def _csv_text(accuracy: Mapping) -> str:
     return buf.getvalue()
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Writes `data` to `path` through a temporary file and `os.replace`: the file is complete or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+atomic_write = _outputs.atomic_write  # a file is complete or absent (see kernel_ssl_jax.lab.outputs)
 
 
 def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray]:
@@ -491,7 +495,7 @@ def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray
     normalised as `k(x, y) / sqrt(k(x, x) k(y, y))` (for the induced kernel `k*` the cosine of `f(x), f(y)`).
 
     Returns:
-      The arrays of `kernels.npz` (`report.load_kernel_heatmaps` reads them back): `names` (P,) (`"base"`, then
+      The arrays of `kernels.npz` (`figures.load_kernel_heatmaps` reads them back): `names` (P,) (`"base"`, then
       the objectives), `kernels` (P, n, n) float32, `labels` (n,) and `test_index` (n,) (rows of the test set).
     """
     ds, ev = prep.ds, prep.cfg["eval"]
@@ -514,30 +518,10 @@ def _kernel_heatmaps(prep: Prepared, solutions: Mapping) -> dict[str, np.ndarray
             "labels": np.asarray(ds.y_test[idx]), "test_index": idx}
 
 
-@contextlib.contextmanager
-def new_run_folder(out_dir: str | Path, name: str):
-    """Yields `(tmp, final)` for a new run folder `<out_dir>/<timestamp>-<name>` (suffixed `-2`, `-3`, ... if taken).
-
-    Everything is written into the hidden folder `tmp`, renamed to `final` when the block ends without error and
-    removed otherwise: a run folder is complete or absent.
-    """
-    out_dir = Path(out_dir).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'run'}"
-    final, i = out_dir / base, 2
-    while final.exists():
-        final, i = out_dir / f"{base}-{i}", i + 1
-    tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        yield tmp, final
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+new_run_folder = _outputs.new_run_folder  # atomic claim of <timestamp>-<name>, filled in a hidden folder
 
 
-def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path) -> Path:
+def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | Path, *, what: str = "--out") -> Path:
     """Writes the run folder `<out_dir>/<timestamp>-<name>` (see `new_run_folder`) and returns its path.
 
     Files: `results.json`, `results.csv`, `config.toml`, `kernels.npz` (the heat-map matrices, see
@@ -545,7 +529,7 @@ def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | 
     `kernels.png` and `spectrum.png`. The data files are each written atomically (temporary file, then
     `os.replace`), and the folder appears only once everything is in it.
     """
-    with new_run_folder(out_dir, prep.cfg["output"]["name"] or prep.ds.name) as (tmp, final):
+    with new_run_folder(out_dir, prep.cfg["output"]["name"] or prep.ds.name, what=what) as (tmp, final):
         results["run_dir"] = str(final)
         atomic_write(tmp / "results.json", json.dumps(results, indent=1, allow_nan=True) + "\n")
         atomic_write(tmp / "results.csv", _csv_text(results["accuracy"]))
@@ -555,11 +539,9 @@ def write_run(results: dict, prep: Prepared, solutions: Mapping, out_dir: str | 
         np.savez(buf, **heatmaps)
         atomic_write(tmp / "kernels.npz", buf.getvalue())
         if prep.cfg["output"]["figures"]:
-            from kernel_ssl_jax import report
-
-            report.figure_accuracy(results["accuracy"], list(solutions), tmp / "accuracy.png")
-            report.figure_kernels(heatmaps, tmp / "kernels.png")
-            report.figure_spectrum(results["eigenvalues"], prep.cfg["ssl"], tmp / "spectrum.png")
+            _figures.figure_accuracy(results["accuracy"], list(solutions), tmp / "accuracy.png")
+            _figures.figure_kernels(heatmaps, tmp / "kernels.png")
+            _figures.figure_spectrum(results["eigenvalues"], prep.cfg["ssl"], tmp / "spectrum.png")
     return final
 
 
@@ -591,10 +573,11 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
     """
     start = time.perf_counter()
     cfg = _config.validate(config)
-    where = Path(out_dir if out_dir is not None else cfg["output"]["dir"]).expanduser()
-    if where.exists() and not where.is_dir():
-        what = "--out" if out_dir is not None else "output.dir"
-        raise ConfigError(f"{what}: {str(where)!r} exists and is not a directory")
+    what = "--out" if out_dir is not None else "output.dir"
+    try:  # before any computation: a bad output folder fails at once
+        _outputs.check_output_dir(out_dir if out_dir is not None else cfg["output"]["dir"], what)
+    except _outputs.OutputError as e:
+        raise ConfigError(str(e)) from None
     stdout = stdout if stdout is not None else sys.stdout
     prog = Progress(progress, stderr)
     prep = prepare(cfg, prog)
@@ -635,7 +618,8 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
     }
     with prog.stage("write", "results.json, results.csv, figures"):
         results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
-        run_dir = write_run(results, prep, solutions, out_dir if out_dir is not None else cfg["output"]["dir"])
+        run_dir = write_run(results, prep, solutions, out_dir if out_dir is not None else cfg["output"]["dir"],
+                            what=what)
     results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
 
     objectives = ssl["objectives"]
