@@ -154,16 +154,20 @@ def task_structured(n_sources, n_views, repeats):
     A = kssl.graphs.from_groups(groups)
     X_test = probe[2]
 
-    def run(method):
-        return kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=LAM, method=method)
+    def run(method, **kw):
+        return kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=LAM, method=method, **kw)
 
-    run("auto"), run("dense")  # compile
+    run("auto"), run("dense"), run("dense", rcond=0.0)  # compile
     t_auto, auto = _best(lambda: run("auto"), repeats)
-    t_dense, dense = _best(lambda: run("dense"), repeats)
+    t_dense, dense = _best(lambda: run("dense"), repeats)  # "dense-cholesky" since issue 14
+    # the dense path before issue 14: eigendecomposition of K, every positive eigenvalue kept (an explicit rcond = 0)
+    t_eigh, eigh = _best(lambda: run("dense", rcond=0.0), repeats)
     t_gram, K = _best(lambda: kssl.gram(k, X), repeats)
     Kn = np.asarray(K)
     t_kpca, _ = _best(lambda: KernelPCA(DIM, kernel="precomputed", eigen_solver="dense").fit(Kn), repeats)
     return dict(N=X.shape[0], method_auto=auto.method, t_auto=t_auto, t_dense=t_dense, t_gram=t_gram, t_kpca=t_kpca,
+                method_dense=dense.method, t_dense_eigh=t_eigh, eigh_over_dense=t_eigh / t_dense,
+                rel_loss_eigh=abs(float(eigh.loss) - float(dense.loss)) / abs(float(eigh.loss)),
                 dense_over_auto=t_dense / t_auto, kpca_over_auto=t_kpca / t_auto,
                 kpca_over_auto_minus_gram=t_kpca / max(t_auto - t_gram, 1e-9),
                 loss_auto=float(auto.loss), loss_dense=float(dense.loss),
@@ -493,6 +497,9 @@ def main():
         print(f"(a) structured vs dense, contrastive, dim {DIM}, lam {LAM}, N = {r.get('N')}; env {r.get('env')}")
         print(_row("kssl.solve auto / dense [s]", r, [("method_auto", "s"), ("t_auto", ".3f"), ("t_dense", ".3f"),
                                                       ("dense_over_auto", ".1f")]))
+        print(_row("dense path: now / before issue 14 [s]", r, [("method_dense", "s"), ("t_dense", ".3f"),
+                                                                ("t_dense_eigh", ".3f"), ("eigh_over_dense", ".2f"),
+                                                                ("rel_loss_eigh", ".1e")]))
         print(_row("KernelPCA dense on the Gram [s]", r, [("t_kpca", ".3f"), ("kpca_over_auto", ".2f"),
                                                           ("t_gram", ".3f")]))
         print(_row("equality auto vs dense", r, [("rel_loss", ".1e"), ("rel_induced_kernel", ".1e"),

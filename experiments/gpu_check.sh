@@ -7,7 +7,9 @@
 #   bash experiments/gpu_check.sh [OUT.json]     # default: $OUT/gpu_check.json if $OUT is set, else ./gpu_check.json
 #
 # Runs (in this order, each also cut at the common deadline):
-#   float64             KSSL_ENABLE_X64=1: parts a (structured vs dense, N = 4000), b (Nystrom m = 2000 at N = 100,000,
+#   float64             KSSL_ENABLE_X64=1: parts a (structured vs dense, N = 4000; the dense path now is
+#                       "dense-cholesky", on an accelerator a jnp Cholesky reduction + eigh, against "dense-eigh"),
+#                       b (Nystrom m = 2000 at N = 100,000,
 #                       exact vs Nystrom at N = 8000), d (Gram, N = 10,000), f (float32 vs float64 of each path, N = 2000)
 #   float32             KSSL_ENABLE_X64=0: parts a, b, d in JAX's float32 with the default matmul precision
 #   float32_highest     part f with JAX_DEFAULT_MATMUL_PRECISION=highest: the float32 error without TF32 products

@@ -21,6 +21,9 @@ core returns `Cs` (M x r) with `f(x) = Cs y(x)`. The dense path (`spectral`: `U`
 | vicreg_hard | `t T t` restricted to the kept range, bottom `(w, V)` | `V^T diag(t)` |
 | barlow | `sym(T)` on the kept range, top `(l, V)`, all `l > 0` | `diag(l^-1/2) V^T` |
 
+The same closed forms (contrastive, vicreg) in a non-orthonormal feature basis, without eigendecomposing the second
+moment, are `solve_pencil` (a generalized symmetric-definite eigenproblem; the Cholesky paths use it).
+
 Everything else an objective needs in one place: the default cut-off (`default_rcond`, `solver_rcond`), the rank
 and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`) and the partial
 eigensolver (`eigh_extreme`).
@@ -56,12 +59,16 @@ __all__ = [
     "Factor",
     "check_barlow_feasible",
     "check_rank",
+    "cholesky",
     "default_rcond",
     "eigh_extreme",
+    "eigh_pencil_extreme",
+    "eigvalsh",
     "fix_signs",
     "live",
     "solve",
     "solve_factored",
+    "solve_pencil",
     "solver_rcond",
     "subset_cuts_a_cluster",
     "top",
@@ -190,6 +197,96 @@ def eigh_extreme(R: Array, k: int, largest: bool, partial: bool = True) -> tuple
     return jax.lax.platform_dependent(R, cpu=subset, default=full)
 
 
+def _cholesky_host(K):
+    # LAPACK ?potrf on the host; NaN when K is not numerically positive definite (as jnp.linalg.cholesky).
+    K = np.asarray(K)
+    try:
+        return scipy.linalg.cholesky(K, lower=True, check_finite=False).astype(K.dtype)
+    except (np.linalg.LinAlgError, ValueError):
+        return np.full(K.shape, np.nan, K.dtype)
+
+
+def cholesky(K: Array) -> Array:
+    """Lower Cholesky factor `L` (`K = L L^T`) of a symmetric matrix, NaN when not numerically positive definite.
+
+    On CPU through `jax.pure_callback` to LAPACK (several times faster than the jitted CPU factorisation here),
+    elsewhere `jnp.linalg.cholesky` (no host round trip), per lowering as `eigh_extreme`.
+    """
+    def host(K):
+        return jax.pure_callback(_cholesky_host, jax.ShapeDtypeStruct(K.shape, K.dtype), K,
+                                 vmap_method="sequential")
+
+    return jax.lax.platform_dependent(K, cpu=host, default=jnp.linalg.cholesky)
+
+
+def _eigvalsh_host(R):
+    R = np.asarray(R)
+    if not np.all(np.isfinite(R)):
+        return np.full(R.shape[:1], np.nan, R.dtype)
+    return scipy.linalg.eigh(R, eigvals_only=True, check_finite=False).astype(R.dtype)
+
+
+def eigvalsh(R: Array) -> Array:
+    """Eigenvalues (ascending) of a symmetric matrix: LAPACK on CPU through `jax.pure_callback` (no eigenvectors:
+    a third of an eigendecomposition there), `jnp.linalg.eigvalsh` elsewhere, per lowering as `eigh_extreme`."""
+    def host(R):
+        return jax.pure_callback(_eigvalsh_host, jax.ShapeDtypeStruct(R.shape[:1], R.dtype), R,
+                                 vmap_method="sequential")
+
+    return jax.lax.platform_dependent(R, cpu=host, default=jnp.linalg.eigvalsh)
+
+
+def _eigh_pencil_host(a, b, lo: int, hi: int):
+    # LAPACK's ?sygvx for the eigenpairs lo..hi (ascending) of the pencil (a, b): Cholesky of b, reduction to a
+    # standard problem, one tridiagonal reduction and only hi - lo + 1 eigenvectors. As in `_eigh_subset_host`, a
+    # degenerate cluster may make the subset driver return fewer or non-b-orthonormal vectors: then ?sygvd. NaN in
+    # (or b not positive definite), NaN out: the caller falls back.
+    a, b = np.asarray(a), np.asarray(b)
+    k = hi - lo + 1
+    nan = np.full((k,), np.nan, a.dtype), np.full((a.shape[0], k), np.nan, a.dtype)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return nan
+    tol = 1e3 * a.shape[0] * np.finfo(a.dtype).eps
+    try:
+        w, U = scipy.linalg.eigh(a, b, subset_by_index=(lo, hi), driver="gvx", check_finite=False)
+        if (w.shape == (k,) and np.all(np.isfinite(w)) and np.all(np.isfinite(U))
+                and np.max(np.abs(U.T @ b @ U - np.eye(k))) < tol):
+            return w.astype(a.dtype), U.astype(a.dtype)
+        w, U = scipy.linalg.eigh(a, b, driver="gvd", check_finite=False)
+        return w[lo : hi + 1].astype(a.dtype), U[:, lo : hi + 1].astype(a.dtype)
+    except (np.linalg.LinAlgError, ValueError):
+        return nan
+
+
+def _eigh_pencil_reduced(a, b, lo: int, hi: int):
+    # The accelerator branch of `eigh_pencil_extreme`: Cholesky reduction to a standard problem, full eigh.
+    L = jnp.linalg.cholesky(b)
+    tri = functools.partial(jax.scipy.linalg.solve_triangular, lower=True)
+    c = tri(L, tri(L, a).T)
+    w, V = jnp.linalg.eigh(0.5 * (c + c.T))
+    return w[lo : hi + 1], jax.scipy.linalg.solve_triangular(L.T, V[:, lo : hi + 1], lower=False)
+
+
+def eigh_pencil_extreme(a: Array, b: Array, k: int, largest: bool = True) -> tuple[Array, Array]:
+    """The `k` extreme eigenpairs of the symmetric-definite pencil `a u = w b u` (`b` positive definite).
+
+    Eigenvectors are `b`-orthonormal (`U^T b U = I`). On CPU, LAPACK's generalized subset driver (`?sygvx` through
+    `jax.pure_callback`); elsewhere the same reduction in `jax.numpy` (Cholesky `b = L L^T`, `eigh(L^-1 a L^-T)`,
+    `U = L^-T V`), so nothing round-trips to the host on an accelerator (as `eigh_extreme`). A `b` that is not
+    numerically positive definite gives NaN (the caller falls back to an eigendecomposition).
+    """
+    n = a.shape[-1]
+    lo, hi = (n - k, n - 1) if largest else (0, k - 1)
+
+    def subset(a, b):
+        shapes = (jax.ShapeDtypeStruct((k,), a.dtype), jax.ShapeDtypeStruct((n, k), a.dtype))
+        return jax.pure_callback(functools.partial(_eigh_pencil_host, lo=lo, hi=hi), shapes, a, b,
+                                 vmap_method="sequential")
+
+    w, U = jax.lax.platform_dependent(a, b, cpu=subset, default=functools.partial(_eigh_pencil_reduced, lo=lo, hi=hi))
+    return (w[::-1], U[:, ::-1]) if largest else (w, U)
+
+
 def top(R: Array, dim: int, partial: bool = True) -> tuple[Array, Array]:
     """`[R]_M+`: the `dim` largest eigenpairs of a symmetric matrix, descending, eigenvalues clipped at 0."""
     w, V = eigh_extreme(0.5 * (R + R.T), dim, largest=True, partial=partial)
@@ -257,6 +354,42 @@ def solve(objective: str, s: Array, T: Array, lam, beta, dim: int, max_degree=0.
     lift = 2.0 * max_degree + 1.0
     w, V = eigh_extreme(0.5 * (R + R.T) + jnp.diag(lift * (1.0 - kept)), dim, largest=False, partial=partial)
     return fix_signs(V).T * t[None, :], w
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "dim"))
+def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int, tol=None):
+    """The closed forms of `solve` for contrastive and vicreg (`lam > 0`) in a non-orthonormal feature basis.
+
+    For features `Phi` (D x N, views as columns) with second moment `G = Phi Phi^T` and target `T = Phi X Phi^T`
+    (`X` = `A` or `L`), the eigenbasis form above is `G = V diag(s) V^T`, `T_s = V^T T V`; its eigenproblem `t T_s t`
+    (`t = (s + lam)^-1/2`) is the pencil `(T, G + lam I)` in the basis `V`, with `b`-orthonormal eigenvectors
+    `U = V diag(t) V_s` (`V_s` those of the standard problem). So, without eigendecomposing `G`:
+
+    | objective | pencil, top `(mu, U)` | `W` with `f(x) = W phi(x)` |
+    |---|---|---|
+    | contrastive | `(T, G + lam I)`, clipped at 0 | `diag(sqrt mu) U^T` |
+    | vicreg | `(G + lam I - (beta/2) T, G + lam I)` (every direction kept: `G` full rank) | `diag(sqrt mu) U^T` |
+
+    which is `Cs V^T` of `solve` (the dense and feature paths' `W`) exactly: the same formula, one Cholesky of
+    `G + lam I` instead of one eigendecomposition of `G`. Used by the Cholesky paths (`spectral`: `Phi = chol(K)^T`
+    rows; `lowrank`: `G = M2`, `T = PA` of any feature map). Returns `(W (dim, D), mu (dim,))`; NaN when
+    `G + lam I` is not numerically positive definite. `tol`: contrastive directions with `mu` at or below
+    `tol * mu[0]` get zero rows (`live`; default the rounding of the eigenproblem).
+    """
+    D = G.shape[0]
+    b = G + lam * jnp.eye(D, dtype=G.dtype)
+    a = 0.5 * (T + T.T)
+    if objective == "vicreg":
+        a = b - 0.5 * beta * a
+    elif objective != "contrastive":
+        raise ValueError(f"solve_pencil: contrastive or vicreg, not {objective!r}")
+    k = min(dim, D)
+    mu, U = eigh_pencil_extreme(a, b, k, largest=True)
+    mu = jnp.maximum(mu, 0.0)
+    W = jnp.sqrt(mu)[:, None] * fix_signs(U).T
+    if objective == "contrastive":
+        W = jnp.where(live(mu, tol)[:, None], W, 0.0)
+    return _pad_rows(W, mu, dim)
 
 
 @functools.partial(jax.jit, static_argnames=("dim",))

@@ -411,6 +411,15 @@ def _solve_stats(objective, st: FeatureStats, lam, beta, cut, dim):
     return Cs @ V.T, w, s_all
 
 
+@functools.partial(jax.jit, static_argnames=("dim",))
+def _solve_stats_pencil(st: FeatureStats, lam, dim):
+    """Contrastive with `lam > 0` and no cut-off: `_solve_stats` without an eigendecomposition of `M2`
+    (`eigenbasis.solve_pencil`: one Cholesky factor of `M2 + lam I` and a generalized subset eigenproblem; the
+    eigenvalues of `M2` alone, for the rank check, cost a third of its eigendecomposition)."""
+    W, w = _eb.solve_pencil("contrastive", st.M2, st.PA, lam, 0.0, dim)
+    return W, w, _eb.eigvalsh(0.5 * (st.M2 + st.M2.T))
+
+
 def loss_from_stats(objective: str, W, stats: FeatureStats, *, lam: float = DEFAULT_LAM, beta: float = 1.0) -> Array:
     """The SPEC §2 loss of the map `f(x) = W psi(x)` on the training views, from the D x D statistics.
 
@@ -451,7 +460,12 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     cut = rcond if explicit else _eb.solver_rcond(objective, lam, rcond)
     what = "the feature second moment Psi^T Psi (= the rank of K)"
     _eb.check_rank(dim, D, rcond, what)
-    W, w, s = _solve_stats(objective, stats, lam, beta, cut, dim)
+    W = None
+    if objective == "contrastive" and lam > 0 and cut == 0:
+        W, w, s = _solve_stats_pencil(stats, lam, dim)
+        W = W if bool(jnp.all(jnp.isfinite(W))) else None  # M2 + lam I not numerically definite (lam ~ rounding)
+    if W is None:
+        W, w, s = _solve_stats(objective, stats, lam, beta, cut, dim)
     s = np.asarray(s)
     kept = s > rcond * s.max()
     _eb.check_rank(dim, int(np.sum(kept)), rcond, what)

@@ -39,6 +39,8 @@ class Solution:
       objective, dim, lam, beta: the problem (static metadata).
       method: the algorithm that ran: `"dense-eigh"`, `"structured-eigh"`, `"structured-cholesky"`,
         `"features-nystrom"`, `"features-rff"`, `"features-linear"`, `"gradient-representer"`, `"gradient-features"`.
+      reason: why that algorithm ran, when a choice was made for the caller (`method="auto"`: the memory each
+        candidate needs against the budget; a dense Cholesky path that fell back), else empty.
 
     Example:
       >>> import kernel_ssl_jax as kssl
@@ -60,6 +62,7 @@ class Solution:
     lam: float = dataclasses.field(metadata=dict(static=True), default=DEFAULT_LAM)
     beta: float = dataclasses.field(metadata=dict(static=True), default=1.0)
     method: str = dataclasses.field(metadata=dict(static=True), default="dense-eigh")
+    reason: str = dataclasses.field(metadata=dict(static=True), default="")
 
     def features(self, X, block_size: int | None = None) -> Array:
         """`f(x) = C k_X(x)` for each row of `X` `(n, d)` -> `(n, dim)`, or for one example `(d,)` -> `(dim,)`."""

@@ -5,7 +5,9 @@ closed forms themselves live in `eigenbasis` (one core for every path); the path
 
 - **dense** (`"dense-eigh"`): one eigendecomposition `K = U diag(s) U^T` (`decompose`) and the target in whitened
   eigen-coordinates, `T = diag(sqrt s) U^T A U diag(sqrt s)` (or of `L`, or the Barlow cross-view matrix), r x r
-  over the kept eigenvalues; the core's `Cs` maps back to `C = Cs diag(s^-1/2) U^T`.
+  over the kept eigenvalues; the core's `Cs` maps back to `C = Cs diag(s^-1/2) U^T`. For contrastive with
+  `lam > 0` (any graph, default `rcond`), `solve` needs no eigendecomposition: a Cholesky factor `K = R R^T` gives
+  features `R^T` and the core in its pencil form (`eigenbasis.solve_pencil`), `C = W R^-1` (`"dense-cholesky"`).
 - **structured** (contrastive with a view-clique `A = E E^T`, the default graph): the target is factored,
   `T = B^T B` with `B = E^T U diag(sqrt s)` (per-source sums, n x r), and the eigenpairs come from an `(n, n)` problem
   (`"structured-eigh"`). For `lam > 0`, `solve` needs no eigendecomposition of K at all: the same `(n, n)` problem is
@@ -24,7 +26,9 @@ problems (`eigenbasis.check_barlow_feasible`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 from typing import NamedTuple
 
 import jax
@@ -46,6 +50,10 @@ FEATURE_METHODS = ("nystrom", "rff", "linear")
 # Above this many views, `method="auto"` leaves the O(N^3) exact paths for Nystrom features (unless A is a view-clique
 # graph for contrastive, whose structured path stays exact and needs one Cholesky factorisation).
 AUTO_NYSTROM_ABOVE = 20_000
+# `method="auto"` plans with at most this share of the available memory (`available_memory`), leaving the rest to
+# the caller's arrays and to temporaries the estimates do not count.
+AUTO_MEMORY_FRACTION = 0.5
+MEMORY_ENV = "KSSL_MEMORY_BYTES"
 
 __all__ = [
     "DEFAULT_LAM",
@@ -54,10 +62,12 @@ __all__ = [
     "METHODS",
     "Solution",
     "Target",
+    "available_memory",
     "coefficients",
     "decompose",
     "features",
     "induced_kernel",
+    "memory_estimate",
     "solve",
     "solve_eig",
     "solve_gram",
@@ -210,6 +220,52 @@ def _cholesky_tol(K, lam):
     return K.shape[0] * jnp.finfo(K.dtype).eps * (1.0 + jnp.trace(K) / lam)
 
 
+def _rows(A):
+    """`A` as padded neighbour lists `(idx, vals)`, `(N, d_max)` each, when its rows have at most `N / 8` nonzeros
+    (a k-NN graph), else `A` itself: `_dense_cholesky` then forms `A R` in `O(N^2 d_max)` instead of `O(N^3)`."""
+    A = np.asarray(A)
+    N = A.shape[0]
+    deg = np.count_nonzero(A, axis=1)
+    width = int(deg.max()) if N else 0
+    if width > N // 8:
+        return A
+    rows, cols = np.nonzero(A)  # row by row
+    pos = np.arange(rows.size) - np.repeat(np.cumsum(deg) - deg, deg)  # place of each nonzero within its row
+    idx = np.zeros((N, max(width, 1)), np.int32)
+    vals = np.zeros((N, max(width, 1)), A.dtype)
+    idx[rows, pos], vals[rows, pos] = cols, A[rows, cols]
+    return idx, vals
+
+
+def _times(A, R):
+    """`A R` for `A` dense or given as `_rows`."""
+    if not isinstance(A, tuple):
+        return A @ R
+    idx, vals = jnp.asarray(A[0]), jnp.asarray(A[1])
+    R = jnp.asarray(R)
+
+    def body(j, acc):
+        return acc + vals[:, j][:, None] * R[idx[:, j]]
+
+    return jax.lax.fori_loop(0, idx.shape[1], body, jnp.zeros_like(R))
+
+
+@functools.partial(jax.jit, static_argnames=("dim",))
+def _dense_cholesky(K, A, lam, dim):
+    """Contrastive with any `A` and `lam > 0`, without an eigendecomposition of K (`"dense-cholesky"`).
+
+    With `K = R R^T` (Cholesky; `Phi = R^T` are features of the views, `K = Phi^T Phi`) the closed form is the
+    feature-space one on `G = R^T R`, `T = R^T A R` (`eigenbasis.solve_pencil`, one generalized subset
+    eigenproblem), and `C = W R^-1` since `C K = W Phi`. Like `"structured-cholesky"` it keeps every direction of K
+    (weight `s / (s + lam)`, as the dense path does for contrastive with `lam > 0`). `A` is dense or `_rows(A)`.
+    NaN when K is not numerically positive definite: `solve` then takes the dense path.
+    """
+    R = _eb.cholesky(0.5 * (K + K.T))
+    W, mu = _eb.solve_pencil("contrastive", R.T @ R, R.T @ _times(A, R), lam, 0.0, dim, _cholesky_tol(K, lam))
+    C = jax.scipy.linalg.solve_triangular(R.T, W.T, lower=False).T
+    return C, mu
+
+
 def _rank(s, rcond: float) -> int:
     s = np.asarray(s)
     return int(np.sum(s > rcond * s.max())) if s.size else 0
@@ -289,16 +345,70 @@ def _solution(objective, coef, w, K, X, kernel, *, A, pairs, dim, lam, beta, gra
                     dim=dim, lam=float(lam), beta=float(beta), method=method)
 
 
-def _auto_method(objective, kernel, N, d, lam, groups, A, feature_options) -> str:
-    """`method="auto"`: linear features for the linear kernel with d < N, else the structured path when it applies,
-    Nystrom features above `AUTO_NYSTROM_ABOVE` views, else dense."""
+def available_memory() -> int:
+    """Bytes `method="auto"` may plan with: `$KSSL_MEMORY_BYTES` if set, else the default device's memory limit on
+    an accelerator, else the physical memory of the host."""
+    env = os.environ.get(MEMORY_ENV)
+    if env:
+        return _v.integer(MEMORY_ENV, int(env) if env.strip().isdigit() else env)
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"])
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_estimate(method: str, N: int, d: int, *, itemsize: int = 8, dense_graph: bool = False,
+                    n_landmarks: int | None = None, block_size: int | None = None) -> int:
+    """Peak bytes of a path of `solve` on `N` views of dimension `d`, the caller's arrays excluded.
+
+    - `"dense"`: the Gram, its eigenvectors (or, on the Cholesky route, its factor), the target and the LAPACK
+      workspace of the eigensolver: 4 N x N arrays (+1 when `solve` builds a dense graph from `groups`);
+    - `"structured"`: the Gram, the factor of `K + lam I` (or the eigenvectors): 2 N x N arrays (+1 graph);
+    - `"nystrom"` (`m` landmarks, `b` rows per block): `K_mm` and its factors (4 m^2), one block of features and of
+      kernel values (2 b m), the projected views (N m for the graph statistics) and the input (N d);
+    - `"linear"`: `N d` inputs and a few `d x d` moments.
+    """
+    from kernel_ssl_jax.lowrank import DEFAULT_BLOCK, DEFAULT_LANDMARKS
+
+    if method in ("dense", "structured"):
+        return ((4 if method == "dense" else 2) + dense_graph) * N * N * itemsize
+    if method == "nystrom":
+        m = min(N, DEFAULT_LANDMARKS) if n_landmarks is None else n_landmarks
+        b = min(N, block_size or DEFAULT_BLOCK)
+        return (4 * m * m + 2 * b * m + N * m + N * d) * itemsize
+    if method in ("linear", "rff"):
+        return (N * d + 4 * d * d) * itemsize
+    raise ValueError(f"memory_estimate: unknown method {method!r}")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _auto_method(objective, kernel, N, d, lam, groups, A, feature_options, itemsize=8,
+                 block_size=None) -> tuple[str, str]:
+    """`method="auto"`, with the reason: linear features for the linear kernel with d < N; else the exact path
+    (structured when `A` is a view-clique graph for contrastive, else dense) when its memory (`memory_estimate`) fits
+    in `AUTO_MEMORY_FRACTION` of `available_memory()` and, apart from the structured Cholesky path for `lam > 0`
+    (one factorisation), N is at most `AUTO_NYSTROM_ABOVE`; else Nystrom features."""
     if _is_linear(kernel) and d < N and not feature_options:
-        return "linear"
+        return "linear", f"linear kernel with d = {d} < N = {N}: exact in the d-dimensional feature space"
     cliques = objective == "contrastive" and (groups is not None or (A is not None and
                                                                      _graphs.clique_groups(A) is not None))
+    exact = "structured" if cliques else "dense"
+    budget = int(AUTO_MEMORY_FRACTION * available_memory())
+    need = memory_estimate(exact, N, d, itemsize=itemsize, dense_graph=groups is not None and objective != "barlow",
+                           block_size=block_size)
+    fits = f"{exact} needs ~{_gib(need)} of a {_gib(budget)} budget ({AUTO_MEMORY_FRACTION:g} of the available memory)"
+    if need > budget:
+        nys = memory_estimate("nystrom", N, d, itemsize=itemsize, n_landmarks=feature_options.get("n_landmarks"),
+                              block_size=block_size)
+        return "nystrom", f"{fits}: too much; nystrom needs ~{_gib(nys)}"
     if N > AUTO_NYSTROM_ABOVE and not (cliques and lam > 0):
-        return "nystrom"
-    return "structured" if cliques else "dense"
+        return "nystrom", f"N = {N} > {AUTO_NYSTROM_ABOVE} views: the O(N^3) {exact} path is too slow ({fits})"
+    return exact, fits
 
 
 def _is_linear(kernel) -> bool:
@@ -331,8 +441,14 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
       method: `"auto"`, `"dense"`, `"structured"` (contrastive with a view-clique `A`), or a feature-space closed form
         (`lowrank.solve_features`): `"nystrom"` (any kernel), `"rff"` (rbf/laplacian), `"linear"` (linear kernel,
         exact). `"auto"` takes linear for the linear kernel with fewer input dimensions than views (O(N d^2), with the
-        dense path's `rcond`), else structured when it applies, Nystrom features above `AUTO_NYSTROM_ABOVE` views,
-        else dense. `Solution.method` names the algorithm that ran (`"structured-cholesky"`, `"dense-eigh"`, ...).
+        dense path's `rcond`), else the exact path (structured when it applies, else dense) when the memory it
+        needs (`memory_estimate`) fits in `AUTO_MEMORY_FRACTION` of `available_memory()` (`$KSSL_MEMORY_BYTES`
+        overrides it) and N is at most `AUTO_NYSTROM_ABOVE` (the structured Cholesky path for `lam > 0` is exempt
+        from the N limit), else Nystrom features. `Solution.method` names the algorithm that ran
+        (`"structured-cholesky"`, `"dense-cholesky"`, `"dense-eigh"`, ...) and `Solution.reason` why auto chose it.
+        The dense path solves contrastive with `lam > 0` (default `rcond`, `dim <= N / 2`) from a Cholesky factor
+        of K and one generalized subset eigenproblem (`"dense-cholesky"`, no eigendecomposition of K), falling back
+        to `"dense-eigh"` when K is not numerically positive definite.
       dtype: float dtype of the computation; default float64 when x64 is enabled, else float32.
       block_size: rows per block when computing the Gram (or the features).
       **feature_options: options of the feature-space methods (`n_landmarks`, `n_features`, `landmarks`, `key`,
@@ -368,8 +484,22 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         if A is not None:
             raise ValueError("give either A or groups, not both")
         groups = _graphs.check_groups(groups, N)
+    reason = ""
     if method == "auto":
-        method = _auto_method(objective, kernel, N, X.shape[1], lam, groups, A, feature_options)
+        method, reason = _auto_method(objective, kernel, N, X.shape[1], lam, groups, A, feature_options,
+                                      X.dtype.itemsize, block_size)
+    sol = _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond, method, block_size,
+                        feature_options)
+    if reason:
+        reason = f"{reason}; {sol.reason}" if sol.reason else reason
+        sol = dataclasses.replace(sol, reason=reason)
+    return sol
+
+
+def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond, method, block_size,
+                  feature_options) -> Solution:
+    """`solve` once the method is known (validated input)."""
+    N = X.shape[0]
     if method in FEATURE_METHODS:
         from kernel_ssl_jax import lowrank  # the feature-space paths build on this module's entry point
 
@@ -406,20 +536,46 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         raise ValueError(f"the Gram matrix of X under kernel {kernel!r} has NaN or Inf: check the kernel parameters")
     if cliques is not None and cholesky_is_accurate(K, lam):
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
+    if _dense_cholesky_applies(objective, lam, rcond, dim, N):
+        sol = _solve_cholesky(K, X, kernel, A, None, dim=dim, lam=lam, beta=beta, rcond=rcond)
+        if sol is not None:
+            return sol
+        return dataclasses.replace(
+            solve_eig(objective, K, decompose(K, 0.0), X, kernel, A=A, pairs=pairs, dim=dim, lam=lam, beta=beta,
+                      rcond=rcond, structured=False),
+            reason="K is not numerically positive definite: eigendecomposition instead of its Cholesky factor")
     return solve_eig(objective, K, decompose(K, 0.0), X, kernel, A=A, pairs=pairs, dim=dim, lam=lam, beta=beta,
                      rcond=rcond, structured=method == "structured", cliques=cliques)
 
 
-def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solution:
-    """The structured path for contrastive, `lam > 0`: no eigendecomposition of K (see `_clique_cholesky`).
+def _dense_cholesky_applies(objective, lam, rcond, dim, N) -> bool:
+    """Whether the dense path takes `"dense-cholesky"`: contrastive, `lam > 0`, the default `rcond` (which keeps
+    every direction of K, as the Cholesky factor does) and `dim` at most `PARTIAL_EIGH_MAX_FRACTION * N` (above it
+    the subset eigensolver saves nothing). Otherwise, and when K is not numerically positive definite, `"dense-eigh"`.
+    """
+    return (objective == "contrastive" and lam > 0 and rcond is None
+            and dim <= _eb.PARTIAL_EIGH_MAX_FRACTION * N)
 
-    The rank of K is needed only when `dim` exceeds the number of nonzero target eigenvalues (at most the number of
-    sources): then `eigvalsh(K)` decides between zero rows (feasible) and the rank error of every path.
+
+def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solution | None:
+    """The Cholesky paths for contrastive, `lam > 0`: no eigendecomposition of K.
+
+    With `cliques`, the structured path (`_clique_cholesky`, factor of `K + lam I`); without, the dense one for any
+    `A` (`_dense_cholesky`, factor of K), which returns None when K is not numerically positive definite (the caller
+    then takes `"dense-eigh"`). The rank of K is needed only when `dim` exceeds the number of nonzero target
+    eigenvalues: then `eigvalsh(K)` decides between zero rows (feasible) and the rank error of every path.
     """
     N = K.shape[0]
-    coef, w = _clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(np.max(cliques)) + 1)
+    if cliques is not None:
+        coef, w = _clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(np.max(cliques)) + 1)
+        method = "structured-cholesky"
+    else:
+        coef, w = _dense_cholesky(K, _rows(A), lam, dim)
+        if not bool(jnp.all(jnp.isfinite(coef))):
+            return None
+        method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
     if int(np.sum(_eb.live(w, _cholesky_tol(K, lam)))) < dim:
-        _eb.check_rank(dim, _rank(jnp.linalg.eigvalsh(K), rcond), rcond)
+        _eb.check_rank(dim, _rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
-                     gram_eigenvalues=jnp.zeros((0,), K.dtype), method="structured-cholesky")
+                     gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)
