@@ -536,7 +536,7 @@ def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond,
         raise ValueError(f"the Gram matrix of X under kernel {kernel!r} has NaN or Inf: check the kernel parameters")
     if cliques is not None and cholesky_is_accurate(K, lam):
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
-    if _dense_cholesky_applies(objective, lam, rcond, dim, N):
+    if _dense_cholesky_applies(objective, lam, rcond, dim, N) and cholesky_is_accurate(K, lam):
         sol = _solve_cholesky(K, X, kernel, A, None, dim=dim, lam=lam, beta=beta, rcond=rcond)
         if sol is not None:
             return sol
