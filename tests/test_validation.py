@@ -187,9 +187,9 @@ def test_the_table_is_large_enough():
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(["rbf", "laplacian", "polynomial"]), log_param=st.floats(-300.0, 300.0),
-       degree=st.integers(1, 400), scale=st.floats(-30.0, 30.0), seed=st.integers(0, 100))
+       degree=st.sampled_from([1, 3, 400]), scale=st.floats(-30.0, 30.0), seed=st.integers(0, 100))
 def test_gram_of_finite_input_is_finite_or_a_clear_error(name, log_param, degree, scale, seed):
-    # One fixed shape (4 x 3): values and hyper-parameters vary, no recompilation.
+    # One fixed shape (4 x 3) and three degrees (static: each is a compilation); the values vary freely.
     Xh = np.random.default_rng(seed).normal(size=(4, 3)) * 10.0 ** (scale / 10)
     k = kernels.polynomial(degree, scale=10.0 ** (log_param / 100)) if name == "polynomial" else \
         kernels.by_name(name, bandwidth=10.0 ** log_param)
