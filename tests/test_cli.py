@@ -160,7 +160,7 @@ def test_kernels_npz_holds_the_heat_maps_the_run_computed(tiny_run):
     saved = report.load_kernel_heatmaps(run_dir / "kernels.npz")
     cfg = config.load_config(run_dir / "config.toml")
     prep = experiment.prepare(cfg)
-    solutions, _ = experiment.fit_objectives(prep)
+    solutions = experiment.fit_objectives(prep)
     y_test = np.asarray(prep.ds.y_test)
     idx, labels = saved["test_index"], saved["labels"]
     n_classes = len(np.unique(y_test))

@@ -334,16 +334,17 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
 
 
 def fit_objectives(prep: Prepared, *, objectives=None, dim=None, lam=None, beta=None, A=None,
-                   progress: Progress | None = None) -> tuple[dict[str, _spectral.Solution], list[str]]:
+                   progress: Progress | None = None) -> dict[str, _spectral.Solution]:
     """Closed-form solutions of the objectives on the shared decomposition (SPEC.md §3).
 
     Keyword arguments override `[ssl]` (and `A` the graph) without recomputing the decomposition, for studies.
 
     Returns:
-      `(solutions, warnings)`: `{objective: spectral.Solution}` and messages about degenerate solutions.
+      `{objective: spectral.Solution}`.
 
     Raises:
-      ConfigError: if `dim` exceeds the number of kept eigenvalues.
+      ConfigError: if `dim` exceeds the rank of the Gram after the cut-off, or a barlow problem is infeasible (the
+        one check of every path, `eigenbasis.check_rank` / `check_barlow_feasible`).
     """
     ssl = prep.cfg["ssl"]
     objectives = objectives or ssl["objectives"]
@@ -351,7 +352,7 @@ def fit_objectives(prep: Prepared, *, objectives=None, dim=None, lam=None, beta=
     lam = ssl["lam"] if lam is None else lam
     beta = ssl["beta"] if beta is None else beta
     A = prep.A if A is None else A
-    solutions, warnings = {}, []
+    solutions = {}
     for objective in objectives:
         is_barlow = objective == "barlow"
         try:
@@ -362,7 +363,7 @@ def fit_objectives(prep: Prepared, *, objectives=None, dim=None, lam=None, beta=
             raise ConfigError(f"ssl.dim = {dim}, {objective}: {e}") from None
         if progress is not None:
             progress.step(len(solutions), len(objectives), objective)
-    return solutions, warnings
+    return solutions
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -814,9 +815,7 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
     ssl = cfg["ssl"]
     with prog.stage("solve", f"{', '.join(ssl['objectives'])} (dim {ssl['dim']}, lam {ssl['lam']:g}, "
                              f"{int(prep.eig.rank)} eigenpairs)"):
-        solutions, warnings = fit_objectives(prep, progress=prog)
-    for w in warnings:
-        prog.note("warning: " + w)
+        solutions = fit_objectives(prep, progress=prog)
     ev = cfg["eval"]
     sel = cfg["select"]
     selection = None
@@ -853,7 +852,7 @@ def run(config: Mapping, out_dir: str | Path | None = None, progress: bool = Tru
                         "targets": {o: _floats(s.eigenvalues) for o, s in solutions.items()}},
         "losses": {o: float(s.loss) for o, s in solutions.items()},
         "methods": {o: s.method for o, s in solutions.items()},
-        "warnings": warnings,
+        "warnings": [],  # kept for readers of results.json: infeasible problems now raise instead
         "selection": selection,
         "version": _version(),
         "timings": {},
