@@ -66,6 +66,7 @@ __all__ = [
     "eigvalsh",
     "fix_signs",
     "live",
+    "rank",
     "solve",
     "solve_factored",
     "solve_pencil",
@@ -101,6 +102,12 @@ def solver_rcond(objective: str, lam: float, rcond: float) -> float:
     eigenvalues) and keep the cut-off. An explicit `rcond` is always applied as given (not through this function).
     """
     return 0.0 if objective == "contrastive" and lam > 0 else rcond
+
+
+def rank(s, rcond: float) -> int:
+    """The number of eigenvalues `s` above `rcond` times the largest (on the host; every path's rank rule)."""
+    s = np.asarray(s)
+    return int(np.sum(s > rcond * s.max())) if s.size else 0
 
 
 def check_rank(dim: int, rank: int, rcond: float, what: str = "the Gram matrix") -> None:

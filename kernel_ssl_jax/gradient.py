@@ -71,7 +71,7 @@ from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 from kernel_ssl_jax.featuremaps import FEATURE_MAPS, FeatureMap, feature_map, hartley
 from kernel_ssl_jax import validation as _v
-from kernel_ssl_jax.eigenbasis import DEFAULT_LAM, check_rank, default_rcond
+from kernel_ssl_jax.eigenbasis import DEFAULT_LAM, check_rank, default_rcond, rank
 from kernel_ssl_jax.solution import Solution
 
 Array = jax.Array
@@ -541,7 +541,7 @@ def train(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         if objective == "vicreg_hard":  # the constraint Q = I is singular beyond the rank: say so before any step
             s = np.linalg.eigvalsh(np.asarray(K))
             rcond = default_rcond(N, K.dtype)
-            check_rank(dim, int(np.sum(s > rcond * s.max())), rcond)
+            check_rank(dim, rank(s, rcond), rcond)
         R, design, gnorm = preconditioner(precondition, K, lam, barlow=objective == "barlow")
         P = N
         method = "gradient/representer" + ("" if precondition is None else f"/{precondition}")

@@ -468,7 +468,7 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
         W, w, s = _solve_stats(objective, stats, lam, beta, cut, dim)
     s = np.asarray(s)
     kept = s > rcond * s.max()
-    _eb.check_rank(dim, int(np.sum(kept)), rcond, what)
+    _eb.check_rank(dim, _eb.rank(s, rcond), rcond, what)
     s = jnp.asarray(np.where(kept, s, 0.0))
     if objective == "barlow":
         _eb.check_barlow_feasible(w, dim, rcond)

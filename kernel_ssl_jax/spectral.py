@@ -266,17 +266,12 @@ def _dense_cholesky(K, A, lam, dim):
     return C, mu
 
 
-def _rank(s, rcond: float) -> int:
-    s = np.asarray(s)
-    return int(np.sum(s > rcond * s.max())) if s.size else 0
-
-
 def _closed_form(objective, K, eig, A, pairs, dim, lam, beta, rcond, structured, cliques):
     """`(coef, eigenvalues, gram_eigenvalues, method)`: checks, cut-off, target, core (validated input)."""
     N = K.shape[0]
     explicit = rcond is not None
     rcond = rcond if explicit else _eb.default_rcond(N, K.dtype)
-    _eb.check_rank(dim, _rank(eig.s, rcond), rcond)
+    _eb.check_rank(dim, _eb.rank(eig.s, rcond), rcond)
     eig = truncate(eig, rcond if explicit else _eb.solver_rcond(objective, lam, rcond))
     tgt = target(objective, eig, A, pairs, dim=dim, structured=structured, cliques=cliques)
     coef, w = coefficients(tgt, eig, lam=lam, beta=beta, dim=dim)
@@ -576,6 +571,6 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solut
         method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
     if int(np.sum(_eb.live(w, _cholesky_tol(K, lam)))) < dim:
-        _eb.check_rank(dim, _rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
+        _eb.check_rank(dim, _eb.rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
                      gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)
