@@ -57,32 +57,9 @@ KERNEL_PROBES = ("kernel_ridge",)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _is_traced(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
-def _float_array(x: Any, name: str, expected: str) -> jax.Array:
-    """Converts ``x`` to a floating JAX array shaped like ``expected`` (e.g. ``"(n, d)"``), rejecting NaN/Inf.
-
-    Value checks need concrete values, so they are skipped for tracers.
-    """
-    arr = jnp.asarray(x)
-    ndim = expected.count(",") + 1
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array of shape {expected}; got shape {tuple(arr.shape)}")
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        # Integer or boolean features: promote to JAX's default float (float64 when x64 is enabled).
-        arr = arr.astype(jnp.result_type(float))
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty; got shape {tuple(arr.shape)}")
-    if not _is_traced(arr) and not bool(jnp.all(jnp.isfinite(arr))):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return arr
-
-
 def _labels(y: Any, name: str, n: int, n_classes: int | None) -> tuple[jax.Array, int]:
     """Validates integer labels of length ``n`` and returns them with the number of classes."""
-    if not _is_traced(y):
+    if not _v.is_traced(y):
         y_np = np.asarray(y)
         if y_np.ndim != 1:
             raise ValueError(f"{name} must be a 1-D array of shape ({n},); got shape {y_np.shape}")
@@ -112,7 +89,7 @@ def _labels(y: Any, name: str, n: int, n_classes: int | None) -> tuple[jax.Array
 
 def _check_reg(reg: Any, name: str = "reg") -> float:
     reg = _v.real(name, reg)
-    return reg if _is_traced(reg) else float(reg)
+    return reg if _v.is_traced(reg) else float(reg)
 
 
 def _check_same_width(F_train: jax.Array, F_test: jax.Array) -> None:
@@ -286,8 +263,8 @@ def ridge_probe(
       >>> ridge_probe(F, np.array([0, 0, 1, 1]), F).tolist()
       [0, 0, 1, 1]
     """
-    F_train = _float_array(F_train, "F_train", "(n, d)")
-    F_test = _float_array(F_test, "F_test", "(m, d)")
+    F_train = _v.array("F_train", F_train)
+    F_test = _v.array("F_test", F_test)
     _check_same_width(F_train, F_test)
     y_train, n_classes = _labels(y_train, "y_train", F_train.shape[0], n_classes)
     reg = _check_reg(reg)
@@ -340,8 +317,8 @@ def logistic_probe(
       >>> logistic_probe(F, np.array([0, 0, 1, 1]), F, steps=100).tolist()
       [0, 0, 1, 1]
     """
-    F_train = _float_array(F_train, "F_train", "(n, d)")
-    F_test = _float_array(F_test, "F_test", "(m, d)")
+    F_train = _v.array("F_train", F_train)
+    F_test = _v.array("F_test", F_test)
     _check_same_width(F_train, F_test)
     y_train, n_classes = _labels(y_train, "y_train", F_train.shape[0], n_classes)
     reg = _check_reg(reg)
@@ -393,8 +370,8 @@ def kernel_ridge_classify(
       >>> kernel_ridge_classify(K, np.array([0, 0, 1, 1]), K).tolist()
       [0, 0, 1, 1]
     """
-    K_train = _float_array(K_train, "K_train", "(n, n)")
-    K_test_train = _float_array(K_test_train, "K_test_train", "(m, n)")
+    K_train = _v.array("K_train", K_train)
+    K_test_train = _v.array("K_test_train", K_test_train)
     n = K_train.shape[0]
     if K_train.shape != (n, n):
         raise ValueError(f"K_train must be square, shape (n, n); got shape {tuple(K_train.shape)}")
@@ -440,8 +417,8 @@ def knn_cosine(
       >>> knn_cosine(F, np.array([0, 0, 1, 1]), np.array([[0.2, 1.0]])).tolist()
       [0]
     """
-    F_train = _float_array(F_train, "F_train", "(n, d)")
-    F_test = _float_array(F_test, "F_test", "(m, d)")
+    F_train = _v.array("F_train", F_train)
+    F_test = _v.array("F_test", F_test)
     _check_same_width(F_train, F_test)
     n = F_train.shape[0]
     y_train, n_classes = _labels(y_train, "y_train", n, n_classes)
@@ -470,7 +447,7 @@ def knn_similarity(S_test_train: Any, y_train: Any, *, k: int = 1, n_classes: in
     Raises:
       ValueError: on a non-2-D or non-finite similarity matrix, labels of the wrong length, or ``k`` outside ``1..n``.
     """
-    S = _float_array(S_test_train, "S_test_train", "(m, n)")
+    S = _v.array("S_test_train", S_test_train)
     n = S.shape[1]
     y_train, n_classes = _labels(y_train, "y_train", n, n_classes)
     k = _v.integer("k", k, maximum=n)

@@ -7,6 +7,8 @@ ones per source, self-loops included (`from_groups`). Graphs built from data (`k
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,9 +65,9 @@ def from_groups(groups, dtype=None) -> Array:
       >>> from_groups([0, 0, 1, 1]).sum()
       Array(8., dtype=float64)
     """
-    g = jnp.asarray(check_groups(groups))
+    g = check_groups(groups)
     dtype = dtype or jnp.zeros(()).dtype
-    return (g[:, None] == g[None, :]).astype(dtype)
+    return jnp.asarray(g[:, None] == g[None, :], dtype=dtype)
 
 
 def pairs_from_groups(groups) -> tuple[np.ndarray, np.ndarray]:
@@ -108,17 +110,17 @@ def knn(X, k: int, *, mutual: bool = False, self_loops: bool = False, block_size
     Raises:
       ValueError: if `X` is not a finite 2-D array, or `k` is not in `[1, N - 1]`.
     """
-    X = jnp.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    if not jnp.issubdtype(X.dtype, jnp.floating):
-        # Integer data (e.g. uint8 pixels) would overflow in the squared distances: use the default float dtype.
-        X = X.astype(jnp.result_type(float))
-    if not bool(jnp.all(jnp.isfinite(X))):
-        raise ValueError("X contains NaN or Inf")
+    # Integer data (e.g. uint8 pixels) would overflow in the squared distances: the default float dtype is used.
+    X = _v.array("X", X)
     n = X.shape[0]
     block_size = _v.integer("block_size", block_size)
     k = _v.integer(f"k (neighbours among {n} points)", k, maximum=n - 1)
+    return _knn(X, k, bool(mutual), bool(self_loops), min(block_size, n))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "mutual", "self_loops", "block_size"))
+def _knn(X: Array, k: int, mutual: bool, self_loops: bool, block_size: int) -> Array:
+    n = X.shape[0]
     rows = []
     for start in range(0, n, block_size):
         block = X[start : start + block_size]

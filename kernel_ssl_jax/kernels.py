@@ -543,7 +543,7 @@ def gram(kernel: Kernel | Callable, X, Y=None, block_size: int | None = None) ->
     Y = X if sym else _v.array("Y", Y, d=X.shape[1])
     block_size = _v.integer("block_size", block_size, allow_none=True)
     K = _gram(kernel, X, Y, sym, block_size)
-    if not (_v.is_traced(X) or _v.is_traced(Y) or _v.is_traced(K)) and not bool(jnp.all(jnp.isfinite(K))):
+    if not (_v.is_traced(X) or _v.is_traced(Y) or _v.all_finite(K)):
         raise ValueError(f"the Gram matrix under {kernel!r} has NaN or Inf although X is finite: the kernel's "
                          "hyper-parameters overflow on this data (e.g. a high polynomial degree); rescale X or "
                          "change them")

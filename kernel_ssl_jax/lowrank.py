@@ -463,7 +463,7 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     W = None
     if objective == "contrastive" and lam > 0 and cut == 0:
         W, w, s = _solve_stats_pencil(stats, lam, dim)
-        W = W if bool(jnp.all(jnp.isfinite(W))) else None  # M2 + lam I not numerically definite (lam ~ rounding)
+        W = W if _v.all_finite(W) else None  # M2 + lam I not numerically definite (lam ~ rounding)
     if W is None:
         W, w, s = _solve_stats(objective, stats, lam, beta, cut, dim)
     s = np.asarray(s)

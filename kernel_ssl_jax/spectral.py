@@ -151,23 +151,42 @@ def target(objective: str, eig: GramEigh, A=None, pairs=None, *, dim: int, struc
       cliques: the source of each view when `A` is known to be their view-clique graph (skips recognising it).
     """
     s, U = eig.s, eig.U
-    r = jnp.sqrt(s)
     if objective == "barlow":
         v1, v2 = pairs
-        return Target(objective, (U[v1].T @ U[v2]) * (r[:, None] * r[None, :]), False, 0.0, True, "dense-eigh")
+        return Target(objective, _pair_target(s, U, v1, v2), False, 0.0, True, "dense-eigh")
     if objective == "contrastive" and structured and cliques is None:
         cliques = _graphs.clique_groups(A)
     if objective == "contrastive" and structured and cliques is not None:
-        B = jax.ops.segment_sum(U, jnp.asarray(cliques), num_segments=int(cliques.max()) + 1) * r[None, :]
+        B = _clique_target(s, U, jnp.asarray(cliques), int(cliques.max()) + 1)
         return Target(objective, B, True, 0.0, True, "structured-eigh")
-    A = jnp.asarray(A, U.dtype)
-    UA = U.T @ A @ U
+    T, max_degree = _graph_target(objective, s, U, jnp.asarray(A, U.dtype))
     if objective == "contrastive":
-        return Target(objective, r[:, None] * UA * r[None, :], False, 0.0, True, "dense-eigh")
+        return Target(objective, T, False, 0.0, True, "dense-eigh")
+    return Target(objective, T, False, float(max_degree), not _eb.subset_cuts_a_cluster(objective, A, dim),
+                  "dense-eigh")
+
+
+# One compilation per shape each (the targets are built once per graph and shared over lam and beta).
+@jax.jit
+def _pair_target(s, U, v1, v2):
+    r = jnp.sqrt(s)
+    return (U[v1].T @ U[v2]) * (r[:, None] * r[None, :])
+
+
+@functools.partial(jax.jit, static_argnames=("n_sources",))
+def _clique_target(s, U, cliques, n_sources):
+    return jax.ops.segment_sum(U, cliques, num_segments=n_sources) * jnp.sqrt(s)[None, :]
+
+
+@functools.partial(jax.jit, static_argnames=("objective",))
+def _graph_target(objective, s, U, A):
+    """`(T, max(A 1))`: `A` (contrastive) or `L = D - A` in the whitened eigen-coordinates."""
+    r = jnp.sqrt(s)
+    UA = U.T @ A @ U
     deg = jnp.sum(A, axis=1)
-    UL = (U.T * deg[None, :]) @ U - UA
-    return Target(objective, r[:, None] * UL * r[None, :], False, float(jnp.max(deg)),
-                  not _eb.subset_cuts_a_cluster(objective, A, dim), "dense-eigh")
+    if objective != "contrastive":
+        UA = (U.T * deg[None, :]) @ U - UA
+    return r[:, None] * UA * r[None, :], jnp.max(deg)
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "dim", "factored", "partial"))
@@ -527,7 +546,7 @@ def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond,
         if cliques is None:
             raise ValueError("method='structured' needs A to be a view-clique graph (graphs.from_groups)")
     K = _kernels.gram(kernel, X, block_size=block_size)
-    if not bool(jnp.all(jnp.isfinite(K))):
+    if not _v.all_finite(K):
         raise ValueError(f"the Gram matrix of X under kernel {kernel!r} has NaN or Inf: check the kernel parameters")
     if cliques is not None and cholesky_is_accurate(K, lam):
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
@@ -566,7 +585,7 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solut
         method = "structured-cholesky"
     else:
         coef, w = _dense_cholesky(K, _rows(A), lam, dim)
-        if not bool(jnp.all(jnp.isfinite(coef))):
+        if not _v.all_finite(coef):
             return None
         method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)

@@ -18,6 +18,7 @@ import numpy as np
 Array = jax.Array
 
 __all__ = [
+    "all_finite",
     "array",
     "choice",
     "float_dtype",
@@ -31,6 +32,24 @@ __all__ = [
 def is_traced(x) -> bool:
     """Whether `x` is a JAX tracer (its values are unknown until run time)."""
     return isinstance(x, jax.core.Tracer)
+
+
+@jax.jit
+def _all_finite(x: Array) -> Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+def all_finite(x) -> bool:
+    """Whether a concrete array holds no NaN or Inf (a traced one passes: its values are unknown).
+
+    Host (CPU) arrays are checked with numpy, which compiles nothing; arrays on an accelerator with one jitted
+    reduction, so that only a scalar leaves the device.
+    """
+    if is_traced(x):
+        return True
+    if not isinstance(x, jax.Array) or all(d.platform == "cpu" for d in x.devices()):
+        return bool(np.all(np.isfinite(np.asarray(x))))
+    return bool(_all_finite(x))
 
 
 def integer(name: str, value, minimum: int | None = 1, maximum: int | None = None, allow_none: bool = False):
