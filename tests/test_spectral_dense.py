@@ -9,7 +9,7 @@ import scipy.linalg
 from sklearn.datasets import load_digits
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import eigenbasis, graphs, kernels, objectives
+from kernel_ssl_jax import eigenbasis, graphs, kernels, objectives, spectral
 
 
 def views(n=40, a=4, d=8, noise=0.1, seed=0):
@@ -122,15 +122,19 @@ def test_partial_eigh_falls_back_when_the_subset_driver_fails(failure, monkeypat
 @pytest.mark.parametrize("objective", objectives.OBJECTIVES)
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 def test_dense_partial_equals_full_eigh(objective, lam, monkeypatch):
-    # The dense path with the subset driver (jit, the default) against the same code with the full eigh (no jit, so
-    # the patched threshold is read): losses and induced kernels to 1e-10 relative (a k-NN graph: no ties).
+    # The dense path with the subset driver (the default) against the same code with the full eigh: the threshold is
+    # read when a function is traced, so the jitted solvers are replaced by fresh jits of the same functions, which
+    # trace again under the patched threshold. Losses and induced kernels to 1e-10 relative (a k-NN graph: no ties).
     X, groups = views(n=15, a=4)
     kw = dict(kernel=kernels.rbf(float(kssl.median_bandwidth(X)) / 2), dim=5, lam=lam, beta=0.5, method="dense",
               **graph_kw(objective, X, groups))
     partial = kssl.solve(objective, X, **kw)
     monkeypatch.setattr(eigenbasis, "PARTIAL_EIGH_MAX_FRACTION", 0.0)
-    with jax.disable_jit():
-        full = kssl.solve(objective, X, **kw)
+    for name, static in (("_coefficients", ("objective", "dim", "factored", "partial")), ("_dense_cholesky", ("dim",))):
+        monkeypatch.setattr(spectral, name, jax.jit(getattr(spectral, name).__wrapped__, static_argnames=static))
+    for name in ("_eigh_subset_host", "_eigh_pencil_host"):  # the full solve must not reach a subset driver
+        monkeypatch.setattr(eigenbasis, name, lambda *a, **k: pytest.fail("subset driver called"))
+    full = kssl.solve(objective, X, **kw)  # (contrastive, lam > 0: dense-cholesky against dense-eigh)
     Xt = views(n=6, a=1, seed=5)[0]
     assert float(partial.loss) == pytest.approx(float(full.loss), rel=1e-10, abs=1e-12)
     assert rel(partial.induced_kernel(Xt), full.induced_kernel(Xt)) < 1e-10
