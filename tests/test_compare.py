@@ -209,8 +209,9 @@ def test_cli_compare_help_explains_every_option(capsys):
 
 def test_cli_regime_writes_the_run_folder_and_the_analytic_limit_gets_closer_with_width(tmp_path, capsys):
     out = tmp_path / "runs"
-    args = ["compare", "--network", "mlp", "--widths", "16", "256", "--steps", "30", "--n-sources", "10", "--quiet",
-            "--set", "data.max_test=20", "--set", "eval.n_draws=2", "--set", "graph.knn=2", "--out", str(out)]
+    args = ["compare", "--network", "mlp", "--depth", "1", "--widths", "16", "256", "--steps", "30", "--n-sources",
+            "10", "--quiet", "--set", "data.max_test=20", "--set", "eval.n_draws=2", "--set", "graph.knn=2",
+            "--out", str(out)]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     (run_dir,) = list(out.iterdir())
