@@ -49,7 +49,20 @@ Array = jax.Array
 
 TRAIN_MODES = ("readout", "all")
 
-__all__ = ["NetworkSolution", "train_network", "TRAIN_MODES"]
+__all__ = ["NetworkSolution", "train_network", "check_objective", "TRAIN_MODES"]
+
+
+def check_objective(objective: str) -> str:
+    """`objective` if `train_network` trains it: any of `objectives.OBJECTIVES` but `vicreg_hard` (a constraint).
+
+    Raises:
+      ValueError: unknown objective, or `vicreg_hard`.
+    """
+    _objectives.check_objective(objective)
+    if objective == "vicreg_hard":
+        raise ValueError("train_network does not train vicreg_hard (a constraint): use 'vicreg', or gradient.train "
+                         "on the network's features")
+    return objective
 
 
 def _model(network: Network, mode: str, linearize: bool, theta, params0, x: Array) -> Array:
@@ -182,10 +195,7 @@ def train_network(objective: str, X, A=None, *, network: Network, key, train: st
       >>> sol.features(X).shape
       (8, 2)
     """
-    _objectives.check_objective(objective)
-    if objective == "vicreg_hard":
-        raise ValueError("train_network does not train vicreg_hard (a constraint): use 'vicreg', or gradient.train "
-                         "on the network's features")
+    check_objective(objective)
     if train not in TRAIN_MODES:
         raise ValueError(f"train must be one of {list(TRAIN_MODES)}, got {train!r}")
     if not isinstance(network, Network):

@@ -328,3 +328,21 @@ def test_convolutional_kernels_from_the_config_use_the_image_shape():
         experiment.build_kernel(cfg, np.zeros((4, 64)), None)
     with pytest.raises(config.ConfigError, match="readout"):
         config.load_config(overrides=["kernel.readout=max"])
+
+
+def test_the_data_set_gives_the_convolutional_kernel_its_image_shape():
+    # `kssl run --set kernel.name=cntk --set kernel.readout=gap` on digits (the run and the sweep build the kernel
+    # from `ds.image_shape`): its Gram is the one of kernels.cntk on 8x8 images, not on another shape of 64 pixels.
+    cfg = config.load_config(overrides=["kernel.name=cntk", "kernel.readout=gap", "data.max_train=20",
+                                        "eval.labels_per_class=[1]"])
+    ds = experiment.load_data(cfg)
+    X = jnp.asarray(ds.X_train[:6])
+    K = kernels.gram(experiment.build_kernel(cfg, X, ds.image_shape), X)
+    direct = kernels.gram(kernels.cntk((8, 8, 1), 1, readout="gap"), X)
+    np.testing.assert_allclose(K, direct, rtol=1e-12)
+    wrong = kernels.gram(kernels.cntk((4, 16, 1), 1, readout="gap"), X)
+    assert float(jnp.max(jnp.abs(wrong - direct))) > 1e-3 * float(jnp.max(direct))
+    plain = config.load_config(overrides=["kernel.name=cnngp", "data.name=moons", "data.max_train=20",
+                                                   "eval.labels_per_class=[1]", "views.rotation=0", "views.shift=0"])
+    with pytest.raises(config.ConfigError, match="kernel.name = 'cnngp' needs images; data set 'moons'"):
+        experiment.build_kernel(plain, X, experiment.load_data(plain).image_shape)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kernel_ssl_jax import graphs, kernels
-from kernel_ssl_jax.lab import cli, compare
+from kernel_ssl_jax.lab import cli, compare, regime
 
 from helpers import D_IN, DIM, N, weighted_problem
 
@@ -201,3 +201,62 @@ def test_cli_compare_help_explains_every_option(capsys):
     for option in ("--objective", "--dim", "--lam", "--steps", "--dynamics-steps", "--n-sources", "--set", "--out",
                    "--quiet"):
         assert option in text
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# kssl compare --network: the kernel regime, observed (kernel_ssl_jax/lab/regime.py)
+
+
+def test_cli_regime_writes_the_run_folder_and_the_analytic_limit_gets_closer_with_width(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["compare", "--network", "mlp", "--depth", "1", "--widths", "16", "256", "--steps", "30", "--n-sources",
+            "10", "--quiet", "--set", "data.max_test=20", "--set", "eval.n_draws=2", "--set", "graph.knn=2",
+            "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    (run_dir,) = list(out.iterdir())
+    assert run_dir.name.endswith("-regime-mlp-contrastive")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["regime.png", "results.json"]
+    assert (run_dir / "regime.png").stat().st_size > 1000
+    results = json.loads((run_dir / "results.json").read_text())
+    rows = results["rows"]
+    assert [r["width"] for r in rows] == [16, 256] and results["data"]["n_views"] == 20
+    assert set(results["slopes"]) == set(results["links"]) == set(regime.LINKS)
+    np.testing.assert_allclose(results["slopes"]["net_ana"],
+                               np.log(rows[1]["net_ana"] / rows[0]["net_ana"]) / np.log(16), rtol=1e-9)
+    # The Monte Carlo error of the empirical kernels (~ width^-1/2, a factor 4 here) dominates at these sizes.
+    assert rows[1]["net_ana"] < 0.7 * rows[0]["net_ana"]
+    assert rows[1]["emp_ana"] < 0.7 * rows[0]["emp_ana"]
+    assert set(results["accuracy"]) == set(regime.MODELS) and len(results["accuracy"]["network"]) == 2
+    assert "net_ana" in printed and f"run folder: {run_dir}" in printed
+
+
+def test_normalised_distance_and_slope():
+    K = np.array([[2.0, 1.0], [1.0, 3.0]])
+    assert regime.normalised_distance(K, 5 * K) < 1e-15
+    expected = np.linalg.norm(K / np.linalg.norm(K) - np.eye(2) / np.sqrt(2))
+    assert abs(regime.normalised_distance(K, np.eye(2)) - expected) < 1e-15
+    assert abs(regime.loglog_slope([10, 100, 1000], [1.0, 0.1, 0.01]) + 1.0) < 1e-12
+    assert np.isnan(regime.loglog_slope([10], [1.0]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--network", "foo"], "argument --network: invalid choice: 'foo'"),
+    (["--network", "mlp", "--widths", "0"], "argument --widths: expected a positive integer, got '0'"),
+    (["--network", "mlp", "--widths"], "argument --widths: expected at least one argument"),
+    (["--network", "mlp", "--objective", "vicreg_hard"], "train_network does not train vicreg_hard"),
+    (["--network", "cnn", "--set", "data.name=moons", "--set", "views.rotation=0", "--set", "views.shift=0"],
+     "--network cnn needs images; data set 'moons'"),
+    (["--network", "mlp", "--lr", "0"], "argument --lr: expected a finite number > 0, got '0'"),
+])
+def test_cli_regime_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "runs"
+    try:
+        code = cli.main(["compare", *args, "--out", str(out)])
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kssl: error:") and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() or not os.listdir(out)

@@ -34,6 +34,9 @@ BAD = [
     (["compare", "--dim", "ten"], "argument --dim: expected a positive integer, got 'ten'"),
     (["compare", "--lam", "nan"], "argument --lam: expected a finite number >= 0, got 'nan'"),
     (["compare", "--objective", "simclr"], "argument --objective: invalid choice: 'simclr'"),
+    (["compare", "--network", "foo"], "argument --network: invalid choice: 'foo'"),
+    (["compare", "--network", "mlp", "--widths", "0"], "argument --widths: expected a positive integer, got '0'"),
+    (["compare", "--network", "mlp", "--objective", "vicreg_hard"], "train_network does not train vicreg_hard"),
     (["run", "--set", "ssl.dim"], "cannot parse --set 'ssl.dim': expected section.key=value"),
     # bad configuration values
     (["run", "--set", "ssl.dim=0"], "ssl.dim must be >= 1, got 0"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import traceback
@@ -158,6 +159,7 @@ def _number(parse, minimum, expected: str):
 _positive_int = _number(int, 1, "a positive integer")
 _non_negative_int = _number(int, 0, "an integer >= 0")
 _non_negative_float = _number(float, 0.0, "a finite number >= 0")
+_positive_float = _number(float, math.nextafter(0.0, 1.0), "a finite number > 0")
 
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,17 +177,39 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 4000)")
     parser.add_argument("--n-sources", type=_positive_int,
                         help="unlabelled training samples, each with views.n_views views (default 300 x 2)")
+    regime = parser.add_argument_group(
+        "the kernel regime (with --network: finite networks against their infinite-width kernels)")
+    regime.add_argument("--network", choices=("mlp", "cnn"),
+                        help="run the chain network -> linearised network -> closed form with the empirical kernel "
+                             "-> closed form with the analytic kernel instead (NTK chain; and readout -> empirical "
+                             "-> analytic NNGP), one network per width; cnn needs images (3x3 convolutions)")
+    regime.add_argument("--widths", type=_positive_int, nargs="+", default=None, metavar="W",
+                        help="hidden widths (mlp) or channels (cnn) (default: 64 256 1024 for mlp, 16 64 for cnn)")
+    regime.add_argument("--depth", type=_positive_int, default=2,
+                        help="hidden layers (mlp) or convolutional layers (cnn) (default 2)")
+    regime.add_argument("--readout", choices=("flatten", "gap"), default="flatten",
+                        help="cnn readout: dense on the flattened last layer, or on its global average (default "
+                             "flatten)")
+    regime.add_argument("--lr", type=_positive_float, default=None,
+                        help="learning rate of every trained model (default 1.5e-3 with sgd, 1e-3 with adam)")
+    regime.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="full-batch gradient descent (the NTK theory's optimiser; default) or adam (whose "
+                             "per-parameter steps do not shrink with the width)")
+    regime.add_argument("--init-scale", type=_positive_float, default=0.1,
+                        help="norm of the starting perturbation of the centred network (default 0.1)")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one configuration key (as in 'kssl run --help'), e.g. --set graph.knn=10 or "
                              "--set kernel.name=laplacian; the options above take precedence; repeatable")
     parser.add_argument("--out", metavar="DIR", default="runs",
-                        help="directory under which the run folder <timestamp>-compare-<objective> is made "
-                             "(default: runs/)")
+                        help="directory under which the run folder <timestamp>-compare-<objective> (with --network: "
+                             "<timestamp>-regime-<network>-<objective>) is made (default: runs/)")
     parser.add_argument("--quiet", action="store_true",
                         help="do not print progress (the table and the run folder are still printed)")
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if args.network is not None:
+        return _regime(args)
     from kernel_ssl_jax.lab import compare  # jax is imported only when there is work to do
 
     overrides = [*compare.CLI_DEFAULTS, *args.overrides, f'ssl.objectives=["{args.objective}"]']
@@ -197,6 +221,28 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         compare.run_cli(cfg, objective=args.objective, steps=args.steps, dynamics_steps=args.dynamics_steps,
                         out_dir=args.out, progress=not args.quiet)
+    except (ValueError, FloatingPointError) as e:
+        if isinstance(e, _config.ConfigError):
+            raise
+        raise UsageError(str(e)) from None
+    return 0
+
+
+def _regime(args: argparse.Namespace) -> int:
+    from kernel_ssl_jax.lab import regime  # jax is imported only when there is work to do
+
+    overrides = [*regime.CLI_DEFAULTS, *args.overrides]
+    for key, value in (("ssl.dim", args.dim), ("ssl.lam", args.lam), ("data.max_train", args.n_sources)):
+        if value is not None:
+            overrides.append(f"{key}={value!r}")
+    cfg = _config.load_config(None, overrides)
+    _check_dir(args.out, "--out")
+    widths = args.widths or ([64, 256, 1024] if args.network == "mlp" else [16, 64])
+    lr = args.lr if args.lr is not None else (1.5e-3 if args.optimizer == "sgd" else 1e-3)
+    try:
+        regime.run_cli(cfg, objective=args.objective, network=args.network, widths=widths, depth=args.depth,
+                       readout=args.readout, steps=args.steps, learning_rate=lr, optimizer=args.optimizer,
+                       init_scale=args.init_scale, out_dir=args.out, progress=not args.quiet)
     except (ValueError, FloatingPointError) as e:
         if isinstance(e, _config.ConfigError):
             raise
@@ -216,7 +262,16 @@ Defaults: digits, 300 unlabelled samples x 2 views, view-clique graph, RBF kerne
 lam 0.1, contrastive. It prints the table and writes a run folder <out>/<timestamp>-compare-<objective>/ with
 results.json, compare.png (loss against steps, closed-form optimum as a line) and dynamics.png (eigenvalues of Q and
 the loss along plain gradient descent, closed-form eigenvalues dashed). Bad input: one-line error, exit code 2,
-nothing written."""
+nothing written.
+
+With --network mlp|cnn: the kernel regime, observed (SPEC.md section 7). For each width, a network of that width is
+trained (all layers, centred output; its linearisation; readout only) with --steps full-batch steps, and each link of
+the chain network -> linearised -> closed form with the empirical NTK -> closed form with the analytic NTK (and
+readout -> empirical NNGP -> analytic NNGP closed forms) is measured as the distance between normalised induced
+kernels on held-out samples, with log-log slopes against the width; plus few-label accuracy of every model against
+its kernel limit. Defaults: digits, 20 samples x 2 views, cliques + 3-NN graph, dim 1, lam 0.1 (one output: the
+ridge of a network trained in all layers has an (M, M) form only for M = 1), 100 held-out samples. It writes
+<out>/<timestamp>-regime-<network>-<objective>/ with results.json and regime.png. --dynamics-steps is not used."""
 
 
 # --------------------------------------------------------------------------------------------------------------------

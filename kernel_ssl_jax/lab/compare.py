@@ -75,6 +75,8 @@ __all__ = [
     "plot_comparison",
     "plot_dynamics",
     "default_optimizer",
+    "downstream_accuracy",
+    "jsonable",
     "DYNAMICS_OBJECTIVES",
 ]
 
@@ -155,8 +157,16 @@ def _timed(fn):
 
 def _downstream(sol: Solution, X_probe, y_probe, X_test, y_test, labels_per_class, n_draws: int, knn_k: int,
                 ridge_reg: float, seed: int) -> dict:
-    F_train = np.asarray(sol.features(X_probe))
-    F_test = np.asarray(sol.features(X_test))
+    return downstream_accuracy(sol.features(X_probe), y_probe, sol.features(X_test), y_test, labels_per_class,
+                               n_draws=n_draws, knn_k=knn_k, ridge_reg=ridge_reg, seed=seed)
+
+
+def downstream_accuracy(F_probe, y_probe, F_test, y_test, labels_per_class, *, n_draws: int, knn_k: int = 1,
+                        ridge_reg: float = 0.1, seed: int = 0) -> dict:
+    """Few-label accuracy of a representation given by its features: `{probe: {per_class: {"mean", "std",
+    "draws"}}}` for the cosine k-NN and ridge probes (`evaluate.accuracy_vs_labels`; the same draws for every
+    representation with the same `seed`)."""
+    F_train, F_test = np.asarray(F_probe), np.asarray(F_test)
     y_probe, y_test = np.asarray(y_probe), np.asarray(y_test)
     n_classes = int(max(y_probe.max(), y_test.max())) + 1
     predictors = {
@@ -495,13 +505,14 @@ CLI_DEFAULTS = (
 )
 
 
-def _jsonable(x):
+def jsonable(x):
+    """`x` with numpy and JAX arrays and scalars turned into lists, floats and ints (for `json.dumps`)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (np.ndarray, jax.Array)):
-        return _jsonable(np.asarray(x).tolist())
+        return jsonable(np.asarray(x).tolist())
     if isinstance(x, (np.floating,)):
         return float(x)
     if isinstance(x, (np.integer,)):
@@ -567,7 +578,7 @@ def run_cli(cfg: Mapping, *, objective: str, steps: int, dynamics_steps: int, ou
         results["run_dir"] = str(final)
         results["timings"] = dict(prog.timings, total=time.perf_counter() - start)
         _experiment.atomic_write(tmp / "results.json",
-                                 json.dumps(_jsonable(results), indent=1, allow_nan=True) + "\n")
+                                 json.dumps(jsonable(results), indent=1, allow_nan=True) + "\n")
         plot_comparison(cmp, tmp / "compare.png")
         if dyn is not None:
             plot_dynamics(dyn, tmp / "dynamics.png", f"{dyn_objective}: stepwise learning from a small start "

@@ -13,7 +13,8 @@ import numpy as np
 
 from kernel_ssl_jax.lab.config import ConfigError
 
-__all__ = ["KERNEL_HEATMAPS", "figure_accuracy", "figure_kernels", "figure_spectrum", "load_kernel_heatmaps"]
+__all__ = ["KERNEL_HEATMAPS", "figure_accuracy", "figure_kernels", "figure_regime", "figure_spectrum",
+           "load_kernel_heatmaps"]
 
 
 KERNEL_HEATMAPS = "kernels.npz"
@@ -136,4 +137,31 @@ def figure_spectrum(eigenvalues: Mapping, ssl: Mapping, path: str | Path) -> Non
     ax1.set_yscale("symlog", linthresh=1e-3)
     ax1.set_title("eigenvalues of the targets kept by each solver")
     ax1.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+
+
+def figure_regime(results: Mapping, path: str | Path) -> None:
+    """`regime.png` of `kssl compare --network`: each link's distance against the width, log-log, with its fitted
+    slope in the legend, and the Monte Carlo rate `width^-1/2` for reference. `results` as in its `results.json`
+    (`rows`, `slopes`, `links`, `settings`)."""
+    from matplotlib.figure import Figure
+
+    rows, slopes, s = results["rows"], results["slopes"], results["settings"]
+    widths = np.asarray([r["width"] for r in rows], dtype=float)
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    styles = ["o-", "v:", "s-", "D-", "^:", "x--"]
+    floor = 1e-12  # links at optimisation tolerance may be ~0: drawn at the floor
+    for (key, label), style in zip(results["links"].items(), styles * 2, strict=False):
+        values = np.maximum(np.asarray([r[key] for r in rows], dtype=float), floor)
+        ax.loglog(widths, values, style, label=f"{label} (slope {slopes[key]:+.2f})")
+    if widths.size > 1:
+        ref = rows[0]["net_ana"] * (widths / widths[0]) ** -0.5
+        ax.loglog(widths, ref, color="gray", lw=0.8, ls="--", label="width^-1/2 (Monte Carlo rate)")
+    ax.set_xlabel("width" if s["network"] == "mlp" else "channels")
+    ax.set_ylabel("distance between normalised induced kernels (held-out)")
+    ax.set_title(f"{s['objective']}, {s['network']} depth {s['depth']}, {s['optimizer']} lr {s['learning_rate']:g}, "
+                 f"{s['steps']} steps", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
     fig.savefig(path, dpi=110)
