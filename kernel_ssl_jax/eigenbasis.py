@@ -73,6 +73,7 @@ __all__ = [
     "solver_rcond",
     "subset_cuts_a_cluster",
     "top",
+    "triangular_moments",
 ]
 
 
@@ -224,6 +225,40 @@ def cholesky(K: Array) -> Array:
                                  vmap_method="sequential")
 
     return jax.lax.platform_dependent(K, cpu=host, default=jnp.linalg.cholesky)
+
+
+def _triangular_moments_host(R, P):
+    # `R^T R` by LAPACK ?lauum (a third of a matrix product: both factors triangular) and `R^T P` by BLAS ?trmm (half
+    # of one). A C-ordered array is the Fortran transpose of itself, so `R.T` and `P.T` go to Fortran without a copy:
+    # ?lauum on the upper factor `R^T` gives `R^T R` in its upper triangle, ?trmm gives `(P^T R)^T = R^T P`.
+    R, P = np.asarray(R), np.asarray(P)
+    lauum, = scipy.linalg.get_lapack_funcs(("lauum",), (R,))
+    trmm, = scipy.linalg.get_blas_funcs(("trmm",), (R,))
+    G, info = lauum(R.T, lower=0)
+    if info:
+        G = np.full(R.shape, np.nan, R.dtype)
+    G = np.triu(G)
+    G = G + np.triu(G, 1).T
+    T = trmm(1.0, R.T, P.T, side=1, lower=0, trans_a=1).T
+    return G.astype(R.dtype), np.ascontiguousarray(T, dtype=R.dtype)
+
+
+def triangular_moments(R: Array, P: Array) -> tuple[Array, Array]:
+    """`(R^T R, R^T P)` for a lower-triangular `R` (a Cholesky factor): the second moment and target of the features
+    `Phi = R^T` (`"dense-cholesky"`, `P = A R`).
+
+    On CPU through `jax.pure_callback` to LAPACK ?lauum and BLAS ?trmm, which use the triangle of `R` (a third and
+    a half of the flops of the two matrix products, and OpenBLAS rather than XLA's CPU products), elsewhere the
+    products in `jax.numpy` (no host round trip), per lowering as `eigh_extreme`.
+    """
+    def host(R, P):
+        shape = jax.ShapeDtypeStruct(R.shape, R.dtype), jax.ShapeDtypeStruct(P.shape, R.dtype)
+        return jax.pure_callback(_triangular_moments_host, shape, R, P, vmap_method="sequential")
+
+    def default(R, P):
+        return R.T @ R, R.T @ P
+
+    return jax.lax.platform_dependent(R, P, cpu=host, default=default)
 
 
 def _eigvalsh_host(R):

@@ -261,7 +261,8 @@ def _dense_cholesky(K, A, lam, dim):
     NaN when K is not numerically positive definite: `solve` then takes the dense path.
     """
     R = _eb.cholesky(0.5 * (K + K.T))
-    W, mu = _eb.solve_pencil("contrastive", R.T @ R, R.T @ _times(A, R), lam, 0.0, dim, _cholesky_tol(K, lam))
+    G, T = _eb.triangular_moments(R, _times(A, R))
+    W, mu = _eb.solve_pencil("contrastive", G, T, lam, 0.0, dim, _cholesky_tol(K, lam))
     C = jax.scipy.linalg.solve_triangular(R.T, W.T, lower=False).T
     return C, mu
 
