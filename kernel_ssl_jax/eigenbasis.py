@@ -66,6 +66,7 @@ __all__ = [
     "eigvalsh",
     "fix_signs",
     "live",
+    "moment",
     "rank",
     "solve",
     "solve_factored",
@@ -234,18 +235,18 @@ def _triangular_moments_host(R, P):
     R, P = np.asarray(R), np.asarray(P)
     lauum, = scipy.linalg.get_lapack_funcs(("lauum",), (R,))
     trmm, = scipy.linalg.get_blas_funcs(("trmm",), (R,))
-    G, info = lauum(R.T, lower=0)
+    G, info = lauum(R.T, lower=0)  # the strictly lower part keeps the zeros of R^T
     if info:
         G = np.full(R.shape, np.nan, R.dtype)
-    G = np.triu(G)
-    G = G + np.triu(G, 1).T
+    G = G + G.T
+    G[np.diag_indices_from(G)] *= 0.5
     T = trmm(1.0, R.T, P.T, side=1, lower=0, trans_a=1).T
-    return G.astype(R.dtype), np.ascontiguousarray(T, dtype=R.dtype)
+    return G.astype(R.dtype, copy=False), np.ascontiguousarray(T, dtype=R.dtype)
 
 
 def triangular_moments(R: Array, P: Array) -> tuple[Array, Array]:
-    """`(R^T R, R^T P)` for a lower-triangular `R` (a Cholesky factor): the second moment and target of the features
-    `Phi = R^T` (`"dense-cholesky"`, `P = A R`).
+    """`(R^T R, R^T P)` for a lower-triangular `R` (a Cholesky factor, zeros above the diagonal): the second moment
+    and target of the features `Phi = R^T` (`"dense-cholesky"`, `P = A R`).
 
     On CPU through `jax.pure_callback` to LAPACK ?lauum and BLAS ?trmm, which use the triangle of `R` (a third and
     a half of the flops of the two matrix products, and OpenBLAS rather than XLA's CPU products), elsewhere the
@@ -259,6 +260,29 @@ def triangular_moments(R: Array, P: Array) -> tuple[Array, Array]:
         return R.T @ R, R.T @ P
 
     return jax.lax.platform_dependent(R, P, cpu=host, default=default)
+
+
+def _moment_host(P):
+    # `P^T P` by BLAS ?syrk (half the flops of the product): a C-ordered `P` is the Fortran `P^T`, no copy.
+    P = np.asarray(P)
+    syrk, = scipy.linalg.get_blas_funcs(("syrk",), (P,))
+    S = syrk(1.0, P.T, trans=0, lower=0)  # upper triangle; the strictly lower part is zero
+    S = S + S.T
+    S[np.diag_indices_from(S)] *= 0.5
+    return S.astype(P.dtype, copy=False)
+
+
+def moment(P: Array) -> Array:
+    """`P^T P` (symmetric, `(D, D)` for `P` `(n, D)`): the second moment of a block of feature rows.
+
+    On CPU through `jax.pure_callback` to BLAS ?syrk (one triangle: half the flops of the product, OpenBLAS rather
+    than XLA's CPU product), elsewhere `P.T @ P` (no host round trip), per lowering as `eigh_extreme`.
+    """
+    def host(P):
+        return jax.pure_callback(_moment_host, jax.ShapeDtypeStruct(P.shape[1:] * 2, P.dtype), P,
+                                 vmap_method="sequential")
+
+    return jax.lax.platform_dependent(P, cpu=host, default=lambda P: P.T @ P)
 
 
 def _eigvalsh_host(R):
