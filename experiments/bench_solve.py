@@ -21,6 +21,7 @@ after / before ratio of each case's ratio to KernelPCA. Set OPENBLAS_NUM_THREADS
 """
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -99,19 +100,19 @@ def main():
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--knn", type=int, default=10, help="neighbours of the k-NN graph of the dense case")
     parser.add_argument("--before-src", help="directory holding the library before the change (kernel_ssl_jax/)")
-    parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # one size, as repr() (subprocess)
+    parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # one size, as JSON (subprocess)
     args = parser.parse_args()
     if args.row:
-        print(repr(bench_size(args.sizes[0], args)))
+        print(json.dumps(bench_size(args.sizes[0], args)))
         return
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} cores={os.cpu_count()} "
           f"load={' '.join(f'{v:.2f}' for v in os.getloadavg())} backend={jax.default_backend()} "
           f"jax={jax.__version__} python={platform.python_version()}")
-    print("times in s (best of --repeats, interleaved), each from the views (Gram included); clique: structured-cholesky"
-          "; knn-chol / knn-eigh: contrastive, k-NN graph, dense-cholesky / dense-eigh (before issue 14); vicreg: "
-          "k-NN graph, dense-eigh; kpca / arpack: rbf_kernel + KernelPCA dense / arpack; x/kpca: ratio to kpca in the "
-          "same run; chol-eigh: loss rel diff of the two knn paths (float64); f32: kssl.solve float32 (method named) vs "
-          "the float64 loss")
+    print("times in s (best of --repeats, interleaved), each from the views (Gram included); clique: "
+          "structured-cholesky; knn-chol / knn-eigh: contrastive, k-NN graph, dense-cholesky / dense-eigh (before "
+          "issue 14); vicreg: k-NN graph, dense-eigh; kpca / arpack: rbf_kernel + KernelPCA dense / arpack; x/kpca: "
+          "ratio to kpca in the same run; chol-eigh: loss rel diff of the two knn paths (float64); f32: kssl.solve "
+          "float32 (method named) vs the float64 loss")
     ratio_names = " ".join(f"{n + '/kpca':>{len(n) + 5}}" for n in RATIOS)
     print(f"{'lib':>6} {'N':>6} {' '.join(f'{n:>8}' for n in NAMES)} {ratio_names} {'chol-eigh':>10} {'f32':>9} "
           "f32 method")
@@ -123,7 +124,7 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), "--row", "--sizes", str(N), "--repeats",
                    str(args.repeats), "--dim", str(args.dim), "--knn", str(args.knn)]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-            before = eval(out.strip().splitlines()[-1], {"inf": np.inf})  # noqa: S307 (our own repr of a dict)
+            before = json.loads(out.strip().splitlines()[-1])
             print_row("before", N, before)
             ta, tb = after["times"], before["times"]
             print(f"{'a/b':>6} {N:>6} {' ' * 9 * len(NAMES)}"
