@@ -25,8 +25,11 @@ The same closed forms (contrastive, vicreg) in a non-orthonormal feature basis, 
 moment, are `solve_pencil` (a generalized symmetric-definite eigenproblem; the Cholesky paths use it).
 
 Everything else an objective needs in one place: the default cut-off (`default_rcond`, `solver_rcond`), the rank
-and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`) and the partial
-eigensolver (`eigh_extreme`).
+and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`), the partial
+eigensolvers (`eigh_extreme`, `eigh_pencil_extreme`) and the dense kernels the paths share (`cholesky`,
+`triangular_moments`, `moment`, `eigvalsh`): each goes to LAPACK / BLAS on the host on CPU (`jax.pure_callback`) and
+stays in `jax.numpy` elsewhere, chosen per lowering by `jax.lax.platform_dependent` (no host round trip on an
+accelerator).
 
 Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
 broken by the eigenvector order LAPACK returns (subset driver on CPU, full eigendecomposition elsewhere), which is

@@ -19,7 +19,10 @@ loss of SPEC §2 is evaluated from the same statistics by `objectives.loss_from_
 (the ridge term is `lam W W^T` because the RKHS norm of the feature kernel on the span of the views is the
 Euclidean norm of `W`).
 Cost O(N D^2 + D^3) time, O(n D + D^2) memory beyond the data (n sources) for clique graphs and pairs: `Psi` is
-computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)).
+computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)). The moment of each
+block goes to BLAS ?syrk on CPU (`eigenbasis.moment`). A Nystrom map `psi = proj k(Lm, x)` is linear in the kernel
+columns, so for N >= 4 m views and a well-conditioned `K_mm` (`_columns_are_accurate`) the row statistics are reduced
+in kernel columns and projected once, `M2 = proj (K_nm^T K_nm) proj^T`: one product per row block instead of two.
 
 Cut-offs. Eigenvalues of `M2` at or below `rcond * max(s)` (default `D * eps`) are dropped where a pseudo-inverse is
 needed (`lam = 0`, vicreg's projector onto range(K), vicreg_hard, barlow). Contrastive with `lam > 0` drops nothing:
