@@ -331,11 +331,13 @@ TASKS = dict(structured=task_structured, exact=task_exact, nystrom=task_nystrom,
 # Part c: time to accuracy
 
 
-def _spawn(name, timeout, **kwargs):
+def _spawn(name, timeout, src=None, **kwargs):
+    """Runs one task in a subprocess; `src`: a directory holding another version of the library (before / after)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--task", name, "--task-args", json.dumps(kwargs)]
+    env = dict(os.environ, KSSL_BENCH_SRC=os.path.abspath(src)) if src else None
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return dict(task=name, args=kwargs, error=f"timed out after {timeout} s")
     wall = time.perf_counter() - t0
@@ -453,6 +455,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     parser.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement subprocess")
+    parser.add_argument("--before-src", metavar="DIR", help="part b: also run the N = 100,000 Nystrom fit with the "
+                        "library in DIR (an export of an earlier commit: `git archive COMMIT kernel_ssl_jax | tar -x "
+                        "-C DIR`), right after, and print before / after")
     for key, value in SIZES["full"].items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"default {value} (full)")
     for key, value in SWEEPS["full"].items():
@@ -463,7 +468,8 @@ def main():
     args = parser.parse_args()
 
     if args.task:  # inside a measurement subprocess
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sys.path.insert(0, os.environ.get("KSSL_BENCH_SRC") or root)
         result = TASKS[args.task](**json.loads(args.task_args))
         result["env"] = _env()
         print(json.dumps(result), flush=True)
@@ -519,11 +525,23 @@ def main():
             big = _spawn("nystrom", T, n_sources=size["b_sources"], n_views=size["b_views"], m=m,
                          landmarks="kmeans++")
             results["parts"]["b_nystrom_big"] = big
+            runs = [("", big)]
+            if args.before_src:
+                before = _spawn("nystrom", T, src=args.before_src, n_sources=size["b_sources"],
+                                n_views=size["b_views"], m=m, landmarks="kmeans++")
+                results["parts"]["b_nystrom_big_before"] = before
+                runs = [("after: ", big), ("before: ", before)]
             print(f"(b) Nystrom m = {m} at N = {big.get('N')} (end to end, compilation included)")
-            print(_row("stages [s]", big, [("t_views", ".1f"), ("t_feature_map", ".1f"), ("t_solve", ".1f"),
-                                           ("t_fit", ".1f"), ("t_features_probe", ".1f")]))
-            print(_row("memory / accuracy", big, [("maxrss_gib", ".2f"), ("device_peak_gib", ".2f"),
-                                                  ("acc_ridge", ".1f"), ("acc_1nn", ".1f")]))
+            for label, r in runs:
+                print(_row(label + "stages [s]", r, [("t_views", ".1f"), ("t_feature_map", ".1f"),
+                                                     ("t_solve", ".1f"), ("t_fit", ".1f"),
+                                                     ("t_features_probe", ".1f")]))
+                print(_row(label + "memory / accuracy", r, [("maxrss_gib", ".2f"), ("device_peak_gib", ".2f"),
+                                                            ("acc_ridge", ".1f"), ("acc_1nn", ".1f"),
+                                                            ("loss", ".10g")]))
+            if args.before_src and "t_fit" in big and "t_fit" in runs[1][1]:
+                print(f"    fit after / before: {big['t_fit'] / runs[1][1]['t_fit']:.2f}; loss rel diff "
+                      f"{abs(big['loss'] - runs[1][1]['loss']) / abs(runs[1][1]['loss']):.1e}")
             print(f"    downstream at N = {exact.get('N')}: exact vs Nystrom m = {m}")
             print(_row(f"exact ({exact.get('method')})", exact, [("t_fit", ".2f"), ("acc_ridge", ".1f"),
                                                                 ("acc_1nn", ".1f"), ("maxrss_gib", ".2f")]))

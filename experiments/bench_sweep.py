@@ -9,12 +9,18 @@ call per objective (`sweep.solve_batch`). Both are warmed up (compiled) first; t
 
   python experiments/bench_sweep.py                           # contrastive
   python experiments/bench_sweep.py --objectives contrastive vicreg vicreg_hard barlow
+  python experiments/bench_sweep.py --before-src DIR    # then the same with the library in DIR (before / after)
+
+`--before-src DIR` (an export of an earlier commit: `git archive COMMIT kernel_ssl_jax | tar -x -C DIR`) runs the
+same measurement again right after, in a subprocess with that library, and prints both and the after / before ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -31,6 +37,7 @@ def main() -> None:
     ap.add_argument("--objectives", nargs="+", default=["contrastive"])
     ap.add_argument("--dim", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--before-src", metavar="DIR", help="also run with the library in DIR and compare")
     args = ap.parse_args()
 
     cfg = config.load_config(overrides=[f"data.max_train={args.max_train}", "eval.labels_per_class=[1]"])
@@ -91,6 +98,15 @@ def main() -> None:
     print(f"batched sweep (1 eigh per bandwidth, vmap over lam): {t_batch:.2f} s "
           f"({t_batch / n * 1e3:.0f} ms per point and objective)")
     print(f"speed-up: {t_loop / t_batch:.1f}x; largest relative loss difference {rel:.2e}")
+    print(f"RESULT loop={t_loop:.4f} batched={t_batch:.4f}", flush=True)
+    if args.before_src:
+        argv = [a for i, a in enumerate(sys.argv[1:]) if a != "--before-src" and sys.argv[i] != "--before-src"]
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(args.before_src))
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), *argv], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        print("before (" + args.before_src + "):\n  " + "\n  ".join(out.strip().splitlines()[2:]))
+        b = dict(kv.split("=") for kv in out.strip().splitlines()[-1].split()[1:])
+        print(f"after / before: loop {t_loop / float(b['loop']):.2f}, batched {t_batch / float(b['batched']):.2f}")
 
 
 if __name__ == "__main__":

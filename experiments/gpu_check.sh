@@ -9,7 +9,8 @@
 # Runs (in this order, each also cut at the common deadline):
 #   float64             KSSL_ENABLE_X64=1: parts a (structured vs dense, N = 4000; the dense path now is
 #                       "dense-cholesky", on an accelerator a jnp Cholesky reduction + eigh, against "dense-eigh"),
-#                       b (Nystrom m = 2000 at N = 100,000,
+#                       b (Nystrom m = 2000 at N = 100,000: statistics reduced in kernel columns, block moments
+#                       as jnp products on the GPU where the CPU uses BLAS syrk through a callback,
 #                       exact vs Nystrom at N = 8000), d (Gram, N = 10,000), f (float32 vs float64 of each path, N = 2000)
 #   float32             KSSL_ENABLE_X64=0: parts a, b, d in JAX's float32 with the default matmul precision
 #   float32_highest     part f with JAX_DEFAULT_MATMUL_PRECISION=highest: the float32 error without TF32 products

@@ -25,8 +25,11 @@ The same closed forms (contrastive, vicreg) in a non-orthonormal feature basis, 
 moment, are `solve_pencil` (a generalized symmetric-definite eigenproblem; the Cholesky paths use it).
 
 Everything else an objective needs in one place: the default cut-off (`default_rcond`, `solver_rcond`), the rank
-and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`) and the partial
-eigensolver (`eigh_extreme`).
+and Barlow feasibility checks (`check_rank`, `check_barlow_feasible`), tie-breaking (`fix_signs`), the partial
+eigensolvers (`eigh_extreme`, `eigh_pencil_extreme`) and the dense kernels the paths share (`cholesky`,
+`triangular_moments`, `moment`, `eigvalsh`): each goes to LAPACK / BLAS on the host on CPU (`jax.pure_callback`) and
+stays in `jax.numpy` elsewhere, chosen per lowering by `jax.lax.platform_dependent` (no host round trip on an
+accelerator).
 
 Ties. For the clique graph at `lam = 0` the top eigenvalue is degenerate and the optimum is not unique. Ties are
 broken by the eigenvector order LAPACK returns (subset driver on CPU, full eigendecomposition elsewhere), which is
@@ -66,6 +69,7 @@ __all__ = [
     "eigvalsh",
     "fix_signs",
     "live",
+    "moment",
     "rank",
     "solve",
     "solve_factored",
@@ -73,6 +77,7 @@ __all__ = [
     "solver_rcond",
     "subset_cuts_a_cluster",
     "top",
+    "triangular_moments",
 ]
 
 
@@ -224,6 +229,63 @@ def cholesky(K: Array) -> Array:
                                  vmap_method="sequential")
 
     return jax.lax.platform_dependent(K, cpu=host, default=jnp.linalg.cholesky)
+
+
+def _triangular_moments_host(R, P):
+    # `R^T R` by LAPACK ?lauum (a third of a matrix product: both factors triangular) and `R^T P` by BLAS ?trmm (half
+    # of one). A C-ordered array is the Fortran transpose of itself, so `R.T` and `P.T` go to Fortran without a copy:
+    # ?lauum on the upper factor `R^T` gives `R^T R` in its upper triangle, ?trmm gives `(P^T R)^T = R^T P`.
+    R, P = np.asarray(R), np.asarray(P)
+    lauum, = scipy.linalg.get_lapack_funcs(("lauum",), (R,))
+    trmm, = scipy.linalg.get_blas_funcs(("trmm",), (R,))
+    G, info = lauum(R.T, lower=0)  # the strictly lower part keeps the zeros of R^T
+    if info:
+        G = np.full(R.shape, np.nan, R.dtype)
+    G = G + G.T
+    G[np.diag_indices_from(G)] *= 0.5
+    T = trmm(1.0, R.T, P.T, side=1, lower=0, trans_a=1).T
+    return G.astype(R.dtype, copy=False), np.ascontiguousarray(T, dtype=R.dtype)
+
+
+def triangular_moments(R: Array, P: Array) -> tuple[Array, Array]:
+    """`(R^T R, R^T P)` for a lower-triangular `R` (a Cholesky factor, zeros above the diagonal): the second moment
+    and target of the features `Phi = R^T` (`"dense-cholesky"`, `P = A R`).
+
+    On CPU through `jax.pure_callback` to LAPACK ?lauum and BLAS ?trmm, which use the triangle of `R` (a third and
+    a half of the flops of the two matrix products, and OpenBLAS rather than XLA's CPU products), elsewhere the
+    products in `jax.numpy` (no host round trip), per lowering as `eigh_extreme`.
+    """
+    def host(R, P):
+        shape = jax.ShapeDtypeStruct(R.shape, R.dtype), jax.ShapeDtypeStruct(P.shape, R.dtype)
+        return jax.pure_callback(_triangular_moments_host, shape, R, P, vmap_method="sequential")
+
+    def default(R, P):
+        return R.T @ R, R.T @ P
+
+    return jax.lax.platform_dependent(R, P, cpu=host, default=default)
+
+
+def _moment_host(P):
+    # `P^T P` by BLAS ?syrk (half the flops of the product): a C-ordered `P` is the Fortran `P^T`, no copy.
+    P = np.asarray(P)
+    syrk, = scipy.linalg.get_blas_funcs(("syrk",), (P,))
+    S = syrk(1.0, P.T, trans=0, lower=0)  # upper triangle; the strictly lower part is zero
+    S = S + S.T
+    S[np.diag_indices_from(S)] *= 0.5
+    return S.astype(P.dtype, copy=False)
+
+
+def moment(P: Array) -> Array:
+    """`P^T P` (symmetric, `(D, D)` for `P` `(n, D)`): the second moment of a block of feature rows.
+
+    On CPU through `jax.pure_callback` to BLAS ?syrk (one triangle: half the flops of the product, OpenBLAS rather
+    than XLA's CPU product), elsewhere `P.T @ P` (no host round trip), per lowering as `eigh_extreme`.
+    """
+    def host(P):
+        return jax.pure_callback(_moment_host, jax.ShapeDtypeStruct(P.shape[1:] * 2, P.dtype), P,
+                                 vmap_method="sequential")
+
+    return jax.lax.platform_dependent(P, cpu=host, default=lambda P: P.T @ P)
 
 
 def _eigvalsh_host(R):

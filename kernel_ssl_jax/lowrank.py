@@ -19,7 +19,10 @@ loss of SPEC §2 is evaluated from the same statistics by `objectives.loss_from_
 (the ridge term is `lam W W^T` because the RKHS norm of the feature kernel on the span of the views is the
 Euclidean norm of `W`).
 Cost O(N D^2 + D^3) time, O(n D + D^2) memory beyond the data (n sources) for clique graphs and pairs: `Psi` is
-computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)).
+computed in row blocks and reduced on the fly, never stored (the dense-A path stores it, O(N D)). The moment of each
+block goes to BLAS ?syrk on CPU (`eigenbasis.moment`). A Nystrom map `psi = proj k(Lm, x)` is linear in the kernel
+columns, so for N >= 4 m views and a well-conditioned `K_mm` (`_columns_are_accurate`) the row statistics are reduced
+in kernel columns and projected once, `M2 = proj (K_nm^T K_nm) proj^T`: one product per row block instead of two.
 
 Cut-offs. Eigenvalues of `M2` at or below `rcond * max(s)` (default `D * eps`) are dropped where a pseudo-inverse is
 needed (`lam = 0`, vicreg's projector onto range(K), vicreg_hard, barlow). Contrastive with `lam > 0` drops nothing:
@@ -150,8 +153,16 @@ def _replicate(mesh: Mesh, fmap: _fm.FeatureMap, dtype) -> _fm.FeatureMap:
     return jax.tree_util.tree_map(put, fmap)
 
 
+def _kernel_columns(fmap, xb: Array, mb: Array) -> Array:
+    """`k(x, Lm)` for each row of one block (a Nystrom map before its projection), padding rows zeroed: one matrix
+    product for a dot-product kernel (`kernels.gram`)."""
+    return _kernels.gram(fmap.base, xb, fmap.landmarks) * mb[:, None]
+
+
 def _psi(fmap, xb: Array, mb: Array) -> Array:
-    """Features of one block of rows, padding rows zeroed."""
+    """Features of one block of rows, padding rows zeroed (Nystrom: the kernel columns, then the projection)."""
+    if fmap.kind == "nystrom":
+        return _kernel_columns(fmap, xb, mb) @ fmap.proj.T
     return jax.vmap(fmap)(xb) * mb[:, None]
 
 
@@ -163,10 +174,35 @@ def _blocks(block: int, *arrays):
 # The reductions, per device inside shard_map
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "block", "n_src_pad", "need_pd"))
-def _row_stats(fmap, X, mask, grp, deg, *, mesh, block, n_src_pad, need_pd):
-    """`(M2, PD, PA)` streaming over row blocks; `PA` from per-source sums when `n_src_pad > 0`."""
-    D = fmap.dim
+def _columns_are_accurate(fmap) -> bool:
+    """Whether the statistics of a Nystrom map may be reduced in kernel columns and projected after (`_row_stats`).
+
+    `M2 = proj (K_nm^T K_nm) proj^T` with `proj = diag(s^-1/2) U^T` costs one product per row block instead of two
+    (the features `K_nm proj^T` and their moment), but forms `K_nm^T K_nm`, whose rounding the projection amplifies
+    by up to `cond(K_mm) = max(s) / min(s)` (kept `s`) relative to `M2`: taken when `eps cond(K_mm) <= sqrt(eps)`
+    (1.5e-8 in float64; e.g. RBF on 2000 k-means++ digits landmarks: cond 1e6), as `spectral.cholesky_is_accurate`.
+    """
+    if fmap.kind != "nystrom":
+        return False
+    inv_s = np.sum(np.asarray(fmap.proj, np.float64) ** 2, axis=1)  # the rows of proj have norm s^-1/2
+    eps = float(np.finfo(np.asarray(fmap.proj).dtype).eps)
+    return bool(inv_s.size) and eps * float(inv_s.max() / inv_s.min()) <= np.sqrt(eps)
+
+
+def _columns_pay(fmap, n_rows: int) -> bool:
+    """Whether `_row_stats` reduces kernel columns (`_columns_are_accurate`) for `n_rows` views: the projection of
+    every block costs `2 n_rows m D` flops, the projections of the reduced `M2` (and `PD`) `8 m^2 D`: from 4 m rows."""
+    return fmap.kind == "nystrom" and n_rows >= 4 * fmap.landmarks.shape[0] and _columns_are_accurate(fmap)
+
+
+@functools.partial(jax.jit, static_argnames=("mesh", "block", "n_src_pad", "need_pd", "columns"))
+def _row_stats(fmap, X, mask, grp, deg, *, mesh, block, n_src_pad, need_pd, columns=False):
+    """`(M2, PD, PA)` streaming over row blocks; `PA` from per-source sums when `n_src_pad > 0`.
+
+    `columns` (a Nystrom map, `_columns_are_accurate`): the blocks are kernel columns `k(x, Lm)` (m of them), the
+    statistics are reduced in those coordinates and projected once at the end (`proj S proj^T`): the projection of
+    every row block is saved."""
+    D = fmap.landmarks.shape[0] if columns else fmap.dim
 
     def local(fmap, X, mask, grp, deg):
         dt = X.dtype
@@ -175,8 +211,8 @@ def _row_stats(fmap, X, mask, grp, deg, *, mesh, block, n_src_pad, need_pd):
         def body(carry, blk):
             M2, PD, G = carry
             xb, mb, gb, db = blk
-            Pb = _psi(fmap, xb, mb).astype(dt)
-            M2 = M2 + Pb.T @ Pb
+            Pb = (_kernel_columns(fmap, xb, mb) if columns else _psi(fmap, xb, mb)).astype(dt)
+            M2 = M2 + _eb.moment(Pb)
             if need_pd:
                 PD = PD + (Pb * db[:, None]).T @ Pb
             if n_src_pad:
@@ -185,14 +221,21 @@ def _row_stats(fmap, X, mask, grp, deg, *, mesh, block, n_src_pad, need_pd):
 
         G0 = jnp.zeros((n_src_pad, D), dt)
         (M2, PD, G), _ = jax.lax.scan(body, (zero, zero, G0), _blocks(block, X, mask, grp, deg))
+        proj = fmap.proj.astype(dt) if columns else None
+        out = jnp.zeros((fmap.dim,) * 2, dt)
         M2 = jax.lax.psum(M2, "data")
-        PD = jax.lax.psum(PD, "data")
+        M2 = proj @ M2 @ proj.T if columns else M2  # back to the features (D x D)
+        if need_pd:
+            PD = jax.lax.psum(PD, "data")
+            PD = proj @ PD @ proj.T if columns else PD
+        else:
+            PD = out
         if n_src_pad:
             # Sources are split across devices: reduce-scatter the per-source sums, then G^T G from the local part.
             Gs = jax.lax.psum_scatter(G, "data", scatter_dimension=0, tiled=True)
-            PA = jax.lax.psum(Gs.T @ Gs, "data")
+            PA = jax.lax.psum(_eb.moment(Gs @ proj.T if columns else Gs), "data")
         else:
-            PA = zero
+            PA = out
         return M2, PD, PA
 
     specs = (P(), P("data", None), P("data"), P("data"), P("data"))
@@ -367,7 +410,7 @@ def _feature_stats(objective, fmap, X, *, groups, A, pairs, block_size, devices,
                                  mesh=mesh, block=pblock))
         M2, _, _ = _row_stats(fm_s, X_s, mask_s, _put(mesh, np.zeros(n_pad, np.int32), P("data")),
                               _put(mesh, np.zeros(n_pad, dt), P("data")), mesh=mesh, block=block, n_src_pad=0,
-                              need_pd=False)
+                              need_pd=False, columns=_columns_pay(fmap, N))
         M2, PD, PA = _fetch(M2), zero, zero
     elif groups is not None:
         g = _graphs.check_groups(groups, N)
@@ -378,7 +421,7 @@ def _feature_stats(objective, fmap, X, *, groups, A, pairs, block_size, devices,
         max_degree = float(counts.max())
         out = _row_stats(fm_s, X_s, mask_s, _put(mesh, _pad(g.astype(np.int32), n_pad), P("data")),
                          _put(mesh, _pad(deg, n_pad), P("data")), mesh=mesh, block=block, n_src_pad=n_src_pad,
-                         need_pd=need_pd)
+                         need_pd=need_pd, columns=_columns_pay(fmap, N))
         M2, PD, PA = (_fetch(v) for v in out)
     else:
         An = np.asarray(A, dtype=dt)

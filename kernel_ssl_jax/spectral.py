@@ -274,13 +274,15 @@ def _dense_cholesky(K, A, lam, dim):
     """Contrastive with any `A` and `lam > 0`, without an eigendecomposition of K (`"dense-cholesky"`).
 
     With `K = R R^T` (Cholesky; `Phi = R^T` are features of the views, `K = Phi^T Phi`) the closed form is the
-    feature-space one on `G = R^T R`, `T = R^T A R` (`eigenbasis.solve_pencil`, one generalized subset
-    eigenproblem), and `C = W R^-1` since `C K = W Phi`. Like `"structured-cholesky"` it keeps every direction of K
+    feature-space one on `G = R^T R`, `T = R^T A R` (`eigenbasis.triangular_moments`: on CPU LAPACK ?lauum and
+    BLAS ?trmm, which use the triangle of R; `eigenbasis.solve_pencil`, one generalized subset eigenproblem), and
+    `C = W R^-1` since `C K = W Phi`. Like `"structured-cholesky"` it keeps every direction of K
     (weight `s / (s + lam)`, as the dense path does for contrastive with `lam > 0`). `A` is dense or `_rows(A)`.
     NaN when K is not numerically positive definite: `solve` then takes the dense path.
     """
     R = _eb.cholesky(0.5 * (K + K.T))
-    W, mu = _eb.solve_pencil("contrastive", R.T @ R, R.T @ _times(A, R), lam, 0.0, dim, _cholesky_tol(K, lam))
+    G, T = _eb.triangular_moments(R, _times(A, R))
+    W, mu = _eb.solve_pencil("contrastive", G, T, lam, 0.0, dim, _cholesky_tol(K, lam))
     C = jax.scipy.linalg.solve_triangular(R.T, W.T, lower=False).T
     return C, mu
 

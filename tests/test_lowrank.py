@@ -308,3 +308,27 @@ def test_barlow_infeasible_dim_names_the_largest_feasible_one():
     pairs = (np.arange(0, 4), np.arange(4, 8))  # four pairs: at most four correlated directions
     with pytest.raises(ValueError, match="largest feasible dim"):
         lowrank.solve_features("barlow", X, kernel=kernels.linear(), dim=5, method="linear", pairs=pairs)
+
+
+def test_nystrom_statistics_from_kernel_columns_equal_those_of_the_features(monkeypatch):
+    # N >= 4 m and a well-conditioned K_mm: the statistics are reduced in kernel columns and projected after
+    # (`lowrank._columns_pay`); the same statistics as from the features, on one device and sharded over two.
+    # vicreg with groups needs all three (M2, PD, PA).
+    objective = "vicreg"
+    X, groups, _, _, _ = problem()
+    fm = featuremaps.feature_map(kernels.rbf(2.0), "nystrom", n_features=8, key=jax.random.key(0), points=X)
+    assert lowrank._columns_pay(fm, X.shape[0])
+    cols = [lowrank.feature_stats(objective, fm, X, groups=groups, block_size=4, shard=s) for s in (False, True)]
+    monkeypatch.setattr(lowrank, "_columns_pay", lambda fmap, n: False)
+    ref = lowrank.feature_stats(objective, fm, X, groups=groups, block_size=4)
+    for st in cols:
+        for a, b in zip(st, ref, strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-9 * float(jnp.max(ref.M2)))
+    # the second moment of a block: BLAS syrk on CPU, the product elsewhere (no host round trip there)
+    from kernel_ssl_jax import eigenbasis
+
+    Pb = jnp.asarray(X[:10])
+    np.testing.assert_allclose(eigenbasis.moment(Pb), Pb.T @ Pb, rtol=1e-12)
+    lowered = jax.jit(eigenbasis.moment).trace(Pb)
+    assert "callback" in lowered.lower().as_text()
+    assert "callback" not in lowered.lower(lowering_platforms=("cuda",)).as_text()

@@ -2,6 +2,7 @@
 equals the eigendecomposition path (`"dense-eigh"`), and the pencil core (`eigenbasis.solve_pencil`) equals the
 eigenbasis core. Small shared shapes (one compilation per shape)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -97,6 +98,18 @@ def test_eigh_pencil_branches_agree():
     np.testing.assert_allclose(np.abs(U.T @ b @ U2[:, ::-1]), np.eye(DIM), atol=1e-7)
     bad = eigenbasis.eigh_pencil_extreme(a, -b, DIM)[0]
     assert bool(jnp.all(jnp.isnan(bad)))
+
+
+def test_triangular_moments_branches_agree():
+    # The CPU branch (LAPACK lauum, BLAS trmm on the host) against the products; no callback on an accelerator.
+    rng = np.random.default_rng(7)
+    R, P = jnp.asarray(np.tril(rng.normal(size=(N, N)))), jnp.asarray(rng.normal(size=(N, N)))
+    G, T = eigenbasis.triangular_moments(R, P)
+    np.testing.assert_allclose(G, R.T @ R, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(T, R.T @ P, rtol=1e-12, atol=1e-12)
+    lowered = jax.jit(eigenbasis.triangular_moments).trace(R, P)
+    assert "callback" in lowered.lower().as_text()
+    assert "callback" not in lowered.lower(lowering_platforms=("cuda",)).as_text()
 
 
 # ----------------------------------------------------------------------------------------------------------------
