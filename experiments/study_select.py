@@ -31,12 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from kernel_ssl_jax import graphs as _graphs
+from kernel_ssl_jax import spectral as _spectral
 from kernel_ssl_jax.lab import config, experiment, select
 
 GRAPHS = ("cliques", "knn", "both")
 
 
-def one_seed(cfg: dict, seed: int, objectives, progress) -> dict:
+def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, normalizations=("none",),
+             rconds=None) -> dict:
     cfg = config.validate({**cfg, "data": {**cfg["data"], "seed": seed}, "views": {**cfg["views"], "seed": seed},
                            "eval": {**cfg["eval"], "seed": seed}, "select": {**cfg["select"], "seed": seed,
                                                                              "enabled": True}})
@@ -51,12 +54,19 @@ def one_seed(cfg: dict, seed: int, objectives, progress) -> dict:
         "knn": experiment.build_graph({**cfg, "graph": {**cfg["graph"], "cliques": False}}, prep.views, prep.groups),
         "both": prep.A,
     }
+    graphs = {name: graphs[name] for name in graph_names}
     rows, choices = {}, {}
+    # Spectral cut-offs of the SSL rows: truncations of the one decomposition (made at ssl.rcond, the smallest).
+    rconds = rconds or [cfg["ssl"]["rcond"]]
+    cut = {r: [g._replace(eig=_spectral.truncate(g.eig, r)) for g in grams] for r in rconds}
     for objective in objectives:
-        for name in GRAPHS:
+        for name, norm, rc in ((g, n, rc) for g in graph_names for n in normalizations for rc in rconds):
             t = time.perf_counter()
-            cands = experiment.ssl_candidates(prep, objective, grams, {name: graphs[name]}, n_classes)
-            key = f"{objective} [{name}]"
+            A = _graphs.normalize(graphs[name], kind=norm)
+            label = ", ".join([name] + ([norm] if norm != "none" else []) + ([f"rcond {rc:g}"] if len(rconds) > 1
+                                                                              else []))
+            cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes)
+            key = f"{objective} [{label}]"
             rows[key], choices[key] = experiment.score_selected(cands, proto, prep, "knn, selected")
             progress.note(f"seed {seed}: {key}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[key].items())
                           + f" ({time.perf_counter() - t:.0f} s)")
@@ -93,7 +103,7 @@ def summarise(per_seed: list[dict], budgets) -> str:
         best = max(ssl_rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
         lines += ["", f"paired differences (same split, views and label draws) of {best}:"]
         for m in methods:
-            if m == best or m in ssl_rows and "[both]" not in m:
+            if m == best or m in ssl_rows and "[both" not in m:
                 continue
             d = np.array([np.mean(np.array(s["rows"][best][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
                           for s in per_seed])
@@ -110,6 +120,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--objectives", nargs="+", default=["vicreg", "vicreg_hard", "contrastive"])
+    parser.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=GRAPHS,
+                        help="graphs of the SSL rows (the ablation): cliques, knn, both")
+    parser.add_argument("--normalize", nargs="+", default=["none"], choices=["none", "sym"],
+                        help="graph weightings of the SSL rows (graphs.normalize): none, sym (D^-1/2 A D^-1/2)")
+    parser.add_argument("--rcond", type=float, nargs="+", default=None,
+                        help="spectral cut-offs of the SSL rows, each >= ssl.rcond (truncations of one decomposition)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (as kssl run --set), e.g. views.n_views=4")
     parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
@@ -121,7 +137,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        per_seed.append(one_seed(cfg, seed, args.objectives, progress))
+        per_seed.append(one_seed(cfg, seed, args.objectives, progress, args.graphs, args.normalize,
+                                 args.rcond))
         out.write_text(json.dumps({"config": cfg, "overrides": args.overrides, "per_seed": per_seed}, indent=1))
     print(f"\n{len(per_seed)} seeds; views: {cfg['views']}; graph.knn = {cfg['graph']['knn']}; "
           f"validation labels: {per_seed[0]['val_labels']} (from the training split); label draws per seed: "

@@ -44,6 +44,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from kernel_ssl_jax.lab import data as _data
+from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 
@@ -283,6 +284,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
                       _nonneg_int),
         "mutual": Option("bool", False, "keep a k-NN edge only if each end is among the other's neighbours"),
         "cliques": Option("bool", True, "join the views of each sample (false: the k-NN graph alone, an ablation)"),
+        "normalize": Option("str", "none", "edge weighting of the graph (graphs.normalize): none, or sym for "
+                            "D^-1/2 A D^-1/2 (the weighting of the normalised Laplacian)",
+                            _choice(_graphs.NORMALIZATIONS)),
     },
     "kernel": {
         "name": Option("str", "rbf", "base kernel: " + ", ".join(_kernels.KERNELS), _choice(_kernels.KERNELS)),

@@ -5,7 +5,8 @@ the expensive parts:
 
 1. `load_data`: the data set of `[data]`; its training samples are the unlabelled pool (labels unused until 6).
 2. `build_views`: `n_views` augmented views of every training sample (`augment.make_views`).
-3. `build_graph`: view cliques (`graphs.from_groups`), plus a k-NN graph over the views when `graph.knn > 0`.
+3. `build_graph`: view cliques (`graphs.from_groups`), plus a k-NN graph over the views when `graph.knn > 0`,
+   weighted by `graph.normalize` (`graphs.normalize`).
 4. `build_kernel` and `decompose`: the base kernel (RBF at the median distance between views by default), ONE Gram
    `K` of the views and ONE eigendecomposition, shared by all objectives. Eigenvalues at or below
    `ssl.rcond * max` are dropped (SPEC.md §3) and the kept eigenpairs are compacted to an `(N, r)` basis, so each
@@ -230,7 +231,8 @@ def build_views(cfg: Mapping, ds: _data.Dataset) -> tuple[jax.Array, np.ndarray]
 
 
 def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array:
-    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum).
+    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum), weighted
+    by `graph.normalize` (`graphs.normalize`).
 
     With `graph.cliques = false` (an ablation) the k-NN graph alone.
     """
@@ -239,8 +241,9 @@ def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array
         A = _graphs.from_groups(groups, dtype=views.dtype)
         if k:
             A = jnp.maximum(A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]))
-        return A
-    return _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(views.dtype)
+    else:
+        A = _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(views.dtype)
+    return _graphs.normalize(A, kind=cfg["graph"].get("normalize", "none"))
 
 
 def build_kernel(cfg: Mapping, views, image_shape=None) -> _kernels.Kernel:
