@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from kernel_ssl_jax import graphs as _graphs
-from kernel_ssl_jax import spectral as _spectral
 from kernel_ssl_jax.lab import config, experiment, select
 
 GRAPHS = ("cliques", "knn", "both")
@@ -58,7 +57,7 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
     rows, choices = {}, {}
     # Spectral cut-offs of the SSL rows: truncations of the one decomposition (made at ssl.rcond, the smallest).
     rconds = rconds or [cfg["ssl"]["rcond"]]
-    cut = {r: [g._replace(eig=_spectral.truncate(g.eig, r)) for g in grams] for r in rconds}
+    cut = {r: experiment.truncated_grams(grams, [r]) for r in rconds}
     for objective in objectives:
         for name, norm, rc in ((g, n, rc) for g in graph_names for n in normalizations for rc in rconds):
             t = time.perf_counter()

@@ -485,6 +485,13 @@ class ViewGram(NamedTuple):
     eig: _spectral.GramEigh
     K_train_views: np.ndarray
     K_test_views: np.ndarray
+    rcond: float | None = None  # set by `truncated_grams`: the spectral cut-off of `eig`, a selected parameter
+
+
+def truncated_grams(grams: list[ViewGram], rconds) -> list[ViewGram]:
+    """Each Gram's decomposition truncated at each cut-off of `rconds` (`spectral.truncate`; each at least the
+    `ssl.rcond` the decomposition was made at), for the `select.rcond` grid. Empty `rconds`: `grams` unchanged."""
+    return [g._replace(eig=_spectral.truncate(g.eig, r), rcond=float(r)) for g in grams for r in rconds] or grams
 
 
 def view_grams(prep: Prepared, scales, progress: Progress | None = None) -> list[ViewGram]:
@@ -517,7 +524,7 @@ def _graph_for(prep: Prepared, knn: int) -> jax.Array:
 
 def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[int, jax.Array],
                    n_classes: int) -> list[_select.Candidate]:
-    """Every point of the `[select]` grid for one objective: bandwidth factor x graph.knn x lam x beta x dim.
+    """Every point of the `[select]` grid for one objective: bandwidth factor [x rcond] x graph.knn x lam x beta x dim.
 
     `graphs` maps `graph.knn` values (or any label, reported as `graph`) to relationship matrices.
     One target per (Gram, graph) and one `jax.vmap` over `(lam, beta)` at the largest dim (`batched.solve_batch`);
@@ -537,7 +544,8 @@ def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs
                 C = np.asarray(coefs[i])
                 for d in dims:
                     graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
-                    params = {"bandwidth_scale": g.scale, **graph, "lam": lam,
+                    params = {"bandwidth_scale": g.scale, **({} if g.rcond is None else {"rcond": g.rcond}),
+                              **graph, "lam": lam,
                               **({"beta": beta} if objective == "vicreg" else {}), "dim": d}
                     out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
                                                          g.K_test_views @ C[:d].T, prep.ds.y_train, ev, n_classes))
@@ -643,8 +651,9 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
         else {}
     accuracy, choices = {}, {}
     probe = ev["main_probe"]
+    ssl_grams = truncated_grams(grams, sel["rcond"])
     for objective in cfg["ssl"]["objectives"]:
-        cands = ssl_candidates(prep, objective, grams, graphs, n_classes)
+        cands = ssl_candidates(prep, objective, ssl_grams, graphs, n_classes)
         accuracy[objective], choices[objective] = score_selected(cands, proto, prep, f"{probe}, selected")
         if progress is not None:
             progress.note(f"select: {objective}: {len(cands)} candidates; chosen "
