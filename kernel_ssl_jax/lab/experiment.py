@@ -316,7 +316,8 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
     if any(o != "barlow" for o in objectives):
         knn = cfg["graph"]["knn"]
         parts = (["view cliques"] if cfg["graph"]["cliques"] else []) + ([f"{knn}-NN over the views"] if knn else [])
-        with progress.stage("graph", " + ".join(parts)):
+        weighting = "" if cfg["graph"]["normalize"] == "none" else f", normalize = {cfg['graph']['normalize']}"
+        with progress.stage("graph", " + ".join(parts) + weighting):
             A = build_graph(cfg, views, groups)
             A.block_until_ready()
     pairs = _graphs.pairs_from_groups(groups) if "barlow" in objectives else None
