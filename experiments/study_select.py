@@ -31,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax.lab import config, experiment, select
 
 GRAPHS = ("cliques", "knn", "both")
 
 
-def one_seed(cfg: dict, seed: int, objectives, progress) -> dict:
+def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, normalizations=("none",),
+             rconds=None) -> dict:
     cfg = config.validate({**cfg, "data": {**cfg["data"], "seed": seed}, "views": {**cfg["views"], "seed": seed},
                            "eval": {**cfg["eval"], "seed": seed}, "select": {**cfg["select"], "seed": seed,
                                                                              "enabled": True}})
@@ -51,12 +53,19 @@ def one_seed(cfg: dict, seed: int, objectives, progress) -> dict:
         "knn": experiment.build_graph({**cfg, "graph": {**cfg["graph"], "cliques": False}}, prep.views, prep.groups),
         "both": prep.A,
     }
+    graphs = {name: graphs[name] for name in graph_names}
     rows, choices = {}, {}
+    # Spectral cut-offs of the SSL rows: truncations of the one decomposition (made at ssl.rcond, the smallest).
+    rconds = rconds or [cfg["ssl"]["rcond"]]
+    cut = {r: experiment.truncated_grams(grams, [r]) for r in rconds}
     for objective in objectives:
-        for name in GRAPHS:
+        for name, norm, rc in ((g, n, rc) for g in graph_names for n in normalizations for rc in rconds):
             t = time.perf_counter()
-            cands = experiment.ssl_candidates(prep, objective, grams, {name: graphs[name]}, n_classes)
-            key = f"{objective} [{name}]"
+            A = _graphs.normalize(graphs[name], kind=norm)
+            label = ", ".join([name] + ([norm] if norm != "none" else []) + ([f"rcond {rc:g}"] if len(rconds) > 1
+                                                                              else []))
+            cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes)
+            key = f"{objective} [{label}]"
             rows[key], choices[key] = experiment.score_selected(cands, proto, prep, "knn, selected")
             progress.note(f"seed {seed}: {key}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[key].items())
                           + f" ({time.perf_counter() - t:.0f} s)")
@@ -77,7 +86,26 @@ def one_seed(cfg: dict, seed: int, objectives, progress) -> dict:
                         for m, r in choices.items()}}
 
 
+SELECTED = "kernel SSL [selected]"
+
+
+def with_selected(per_seed: list[dict], budgets) -> list[dict]:
+    """Adds the row `kernel SSL [selected]`: per seed and budget, the SSL row (objective x graph x weighting x
+    cut-off) whose chosen point has the best VALIDATION accuracy (the first on ties), i.e. the protocol run over
+    the union of the rows' grids. Unlike the best row by mean test accuracy, it reads no test label."""
+    out = []
+    for s in per_seed:
+        ssl_rows = [m for m in s["rows"] if "[" in m and m != SELECTED]
+        row = {}
+        for b in (str(b) for b in budgets):
+            m = max(ssl_rows, key=lambda m: s["choices"][m][b]["val_accuracy"])  # max keeps the first of ties
+            row[b] = {**s["rows"][m][b], "row": m}
+        out.append({**s, "rows": {**s["rows"], SELECTED: row}})
+    return out
+
+
 def summarise(per_seed: list[dict], budgets) -> str:
+    per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
     lines = []
     for b in (str(b) for b in budgets):
@@ -89,20 +117,22 @@ def summarise(per_seed: list[dict], budgets) -> str:
             stds = np.array([s["rows"][m][b]["std"] for s in per_seed])
             lines.append(f"| {m} | {means.mean():.3f} ± {means.std(ddof=1) if len(means) > 1 else 0:.3f} | "
                          f"{stds.mean():.3f} | {' '.join(f'{v:.3f}' for v in means)} |")
-        ssl_rows = [m for m in methods if "[" in m]
+        lines.append(f"\n{SELECTED} per seed: " + "; ".join(s["rows"][SELECTED][b]["row"] for s in per_seed))
+        ssl_rows = [m for m in methods if "[" in m and m != SELECTED]
         best = max(ssl_rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
-        lines += ["", f"paired differences (same split, views and label draws) of {best}:"]
-        for m in methods:
-            if m == best or m in ssl_rows and "[both]" not in m:
-                continue
-            d = np.array([np.mean(np.array(s["rows"][best][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
-                          for s in per_seed])
-            dd = np.concatenate([np.array(s["rows"][best][b]["draws"]) - np.array(s["rows"][m][b]["draws"])
-                                 for s in per_seed])
-            se = dd.std(ddof=1) / np.sqrt(dd.size) if dd.size > 1 else 0.0
-            lines.append(f"  - {best} - {m}: {d.mean() * 100:+.1f} points (per seed "
-                         f"{' '.join(f'{v * 100:+.1f}' for v in d)}; standard error over {dd.size} paired draws "
-                         f"{se * 100:.1f})")
+        for ref, what in ((SELECTED, "selected on validation"), (best, "the best row by mean TEST accuracy")):
+            lines += ["", f"paired differences (same split, views and label draws) of {ref} ({what}):"]
+            for m in methods:
+                if m in (best, SELECTED) or m in ssl_rows and "[both" not in m:
+                    continue
+                d = np.array([np.mean(np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
+                              for s in per_seed])
+                dd = np.concatenate([np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"])
+                                     for s in per_seed])
+                se = dd.std(ddof=1) / np.sqrt(dd.size) if dd.size > 1 else 0.0
+                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} points (per seed "
+                             f"{' '.join(f'{v * 100:+.1f}' for v in d)}; standard error over {dd.size} paired "
+                             f"draws {se * 100:.1f})")
     return "\n".join(lines)
 
 
@@ -110,10 +140,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--objectives", nargs="+", default=["vicreg", "vicreg_hard", "contrastive"])
+    parser.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=GRAPHS,
+                        help="graphs of the SSL rows (the ablation): cliques, knn, both")
+    parser.add_argument("--normalize", nargs="+", default=["none"], choices=["none", "sym"],
+                        help="graph weightings of the SSL rows (graphs.normalize): none, sym (D^-1/2 A D^-1/2)")
+    parser.add_argument("--rcond", type=float, nargs="+", default=None,
+                        help="spectral cut-offs of the SSL rows, each >= ssl.rcond (truncations of one decomposition)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (as kssl run --set), e.g. views.n_views=4")
     parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
+    parser.add_argument("--summarise", metavar="JSON", help="print the tables of a finished (or partial) --out file")
     args = parser.parse_args(argv)
+    if args.summarise:
+        saved = json.loads(Path(args.summarise).read_text())
+        print(summarise(saved["per_seed"], saved["config"]["eval"]["labels_per_class"]))
+        return 0
     start = time.perf_counter()
     cfg = config.load_config(overrides=['eval.labels_per_class=[1, 2, 5]', *args.overrides])
     progress = experiment.Progress(True)
@@ -121,7 +162,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        per_seed.append(one_seed(cfg, seed, args.objectives, progress))
+        per_seed.append(one_seed(cfg, seed, args.objectives, progress, args.graphs, args.normalize,
+                                 args.rcond))
         out.write_text(json.dumps({"config": cfg, "overrides": args.overrides, "per_seed": per_seed}, indent=1))
     print(f"\n{len(per_seed)} seeds; views: {cfg['views']}; graph.knn = {cfg['graph']['knn']}; "
           f"validation labels: {per_seed[0]['val_labels']} (from the training split); label draws per seed: "

@@ -22,6 +22,7 @@ __all__ = [
     "knn",
     "from_weights",
     "normalize",
+    "NORMALIZATIONS",
     "degree",
     "laplacian",
     "pairs_from_groups",
@@ -186,12 +187,33 @@ def degree(A) -> Array:
     return jnp.sum(jnp.asarray(A), axis=1)
 
 
-def normalize(A) -> Array:
-    """Symmetric normalisation `D^-1/2 A D^-1/2`; isolated nodes (degree 0) keep zero rows."""
-    A = jnp.asarray(A)
+NORMALIZATIONS = ("none", "sym")
+"""The edge weightings of `normalize`."""
+
+
+def normalize(A, kind: str = "sym") -> Array:
+    """Degree weighting of a relationship matrix.
+
+    Args:
+      A: `(N, N)` symmetric non-negative relationship matrix (validated unless traced).
+      kind: `"sym"`: the symmetric normalisation `D^-1/2 A D^-1/2` (`D = diag(A 1)`; isolated nodes, of degree 0,
+        keep zero rows), whose normalised Laplacian `I - D^-1/2 A D^-1/2` is that of spectral clustering and of
+        scikit-learn's `SpectralEmbedding`; `"none"`: `A` unchanged.
+
+    Note that `laplacian(normalize(A))` is `diag(A_sym 1) - A_sym`, not `I - A_sym`: the rows of `A_sym` need
+    not sum to 1.
+
+    Raises:
+      TypeError: `kind` is not a string, or `A` is not an array of real numbers.
+      ValueError: `kind` is not one of `NORMALIZATIONS`, or `A` is not square, symmetric, finite and non-negative.
+    """
+    kind = _v.choice("kind", kind, NORMALIZATIONS)
+    A = jnp.asarray(A) if _v.is_traced(A) else check_adjacency(A)
+    if kind == "none":
+        return A
     d = degree(A)
     inv_sqrt = jnp.where(d > 0, 1.0 / jnp.sqrt(jnp.where(d > 0, d, 1.0)), 0.0)
-    return inv_sqrt[:, None] * A * inv_sqrt[None, :]
+    return (inv_sqrt[:, None] * inv_sqrt[None, :]) * A  # an exactly symmetric scaling of a symmetric A
 
 
 def laplacian(A) -> Array:

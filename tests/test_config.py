@@ -94,6 +94,8 @@ def test_unparsable_override(text):
     ("eval.labels_per_class=[1, 1]", "eval.labels_per_class names a budget twice"),
     ("eval.probes=['svm']", "eval.probes has unknown probe 'svm'"),
     ("views.hflip=2", "views.hflip must be a probability in [0, 1]"),
+    ("graph.normalize=rw", "graph.normalize"),
+    ("graph.normalize=1", "graph.normalize"),
 ])
 def test_bad_override_messages(override, message):
     with pytest.raises(config.ConfigError) as info:
@@ -147,3 +149,21 @@ def test_describe_lists_every_key():
     for section, options in config.SCHEMA.items():
         for key in options:
             assert f"{section}.{key} = " in text
+
+
+def test_graph_normalize_weights_the_built_graph():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from kernel_ssl_jax import graphs
+    from kernel_ssl_jax.lab import experiment
+
+    assert config.defaults()["graph"]["normalize"] == "none"
+    views = jnp.asarray(np.random.default_rng(0).normal(size=(8, 3)))
+    groups = np.repeat(np.arange(4), 2)
+    plain = experiment.build_graph(config.load_config(overrides=["graph.knn=2"]), views, groups)
+    sym = experiment.build_graph(config.load_config(overrides=["graph.knn=2", "graph.normalize=sym"]), views, groups)
+    d = np.asarray(plain).sum(1)
+    assert not np.allclose(d, d[0])  # degrees differ, so the weighting changes the graph
+    np.testing.assert_allclose(sym, np.asarray(plain) / np.sqrt(np.outer(d, d)), rtol=1e-13)
+    np.testing.assert_array_equal(sym, graphs.normalize(plain, kind="sym"))

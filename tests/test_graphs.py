@@ -386,3 +386,66 @@ def test_check_adjacency_names_the_matrix():
 
 def test_public_names_reexported():
     assert kssl.graphs is graphs
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# normalize(kind=...): the weighting of `graph.normalize`
+
+
+def test_normalize_kinds_match_numpy_and_are_symmetric():
+    W = _weighted(n=9, seed=4, isolated=())
+    d = W.sum(1)
+    expected = W / np.sqrt(np.outer(d, d))
+    An = np.asarray(graphs.normalize(W, kind="sym"))
+    np.testing.assert_allclose(An, expected, rtol=1e-13)
+    np.testing.assert_array_equal(An, An.T)
+    np.testing.assert_array_equal(graphs.normalize(W, kind="none"), W)
+    # A degree-regular graph: every degree equal, so "sym" only divides by it.
+    C = _ref_from_groups([0, 0, 1, 1, 2, 2])
+    np.testing.assert_allclose(graphs.normalize(C, kind="sym"), C / 2, rtol=1e-15)
+
+
+@pytest.mark.parametrize("kind, A, error, match", [
+    ("rw", None, ValueError, r"kind must be one of \['none', 'sym'\], got 'rw'"),
+    (1, None, TypeError, r"kind must be one of \['none', 'sym'\], got 1 \(int\)"),
+    (None, None, TypeError, "kind must be one of"),
+    ("sym", np.ones((2, 3)), ValueError, r"A must be a square \(N, N\) matrix, got shape \(2, 3\)"),
+    ("sym", np.array([[0.0, 1.0], [0.0, 0.0]]), ValueError, "A must be symmetric"),
+    ("sym", -np.eye(2), ValueError, "A must be non-negative"),
+    ("none", np.array([[np.nan, 0.0], [0.0, 1.0]]), ValueError, "A contains NaN or Inf"),
+])
+def test_normalize_errors(kind, A, error, match):
+    with pytest.raises(error, match=match):
+        graphs.normalize(_weighted() if A is None else A, kind=kind)
+
+
+@pytest.mark.parametrize("objective", ["contrastive", "vicreg_hard"])
+def test_tiny_lam_spans_the_leading_eigenvectors_of_the_normalised_target(objective):
+    # Full-rank RBF Gram, lam -> 0: the training representations span the top eigenvectors of the target, here
+    # A_sym = D^-1/2 A D^-1/2 (contrastive; the normalised Laplacian I - A_sym has the same eigenvectors, the
+    # basis of scikit-learn's SpectralEmbedding) or the bottom ones of laplacian(A_sym) (vicreg_hard). Reference:
+    # numpy's eigh of a matrix built in numpy here.
+    import scipy.linalg
+
+    import kernel_ssl_jax as kssl
+    from kernel_ssl_jax import kernels
+
+    rng = np.random.default_rng(7)
+    n, M = 14, 4
+    X = rng.normal(size=(n, 3))
+    W = _weighted(n=n, seed=21, isolated=())
+    d = W.sum(1)
+    A_sym = W / np.sqrt(np.outer(d, d))
+    T = A_sym if objective == "contrastive" else np.diag(A_sym.sum(1)) - A_sym
+    w, V = np.linalg.eigh(T)
+    ref = V[:, ::-1][:, :M] if objective == "contrastive" else V[:, :M]
+    gap = (w[::-1][M - 1] - w[::-1][M]) if objective == "contrastive" else (w[M] - w[M - 1])
+    assert gap > 1e-2  # the leading subspace is well defined
+    sol = kssl.solve(objective, X, graphs.normalize(W, kind="sym"), kernel=kernels.rbf(1.0), dim=M, lam=1e-10,
+                     rcond=0.0, method="dense")
+    Z = np.asarray(sol.representations).T  # (N, M)
+    assert np.max(scipy.linalg.subspace_angles(Z, ref)) < 1e-5
+    # ... and not those of the unnormalised graph (the test can fail).
+    w0, V0 = np.linalg.eigh(W if objective == "contrastive" else np.diag(d) - W)
+    ref0 = V0[:, ::-1][:, :M] if objective == "contrastive" else V0[:, :M]
+    assert np.max(scipy.linalg.subspace_angles(Z, ref0)) > 1e-2

@@ -108,6 +108,8 @@ def test_cli_select_flag_turns_selection_on_and_peers_write_valid_accuracies(tmp
                            "kernel_pca"),
     ("eval.peers='kernel_pca'", "eval.peers must be an array of strings, got the string 'kernel_pca'"),
     ("graph.cliques=false", "graph.cliques = false needs graph.knn > 0"),
+    ("select.rcond=[1e-9]", "select.rcond = [1e-09] holds a cut-off below ssl.rcond = 1e-05"),
+    ("select.rcond=[-1.0]", "select.rcond item -1.0: must be a finite number >= 0"),
 ])
 def test_new_keys_are_validated_with_messages_naming_key_value_and_range(override, message):
     overrides = [override] + (["graph.knn=0"] if override.startswith("graph.cliques") else [])
@@ -126,3 +128,22 @@ def test_validation_labels_must_fit_in_the_training_split():
     cfg = config.load_config(overrides=SMALL + ["select.val_per_class=5", "eval.labels_per_class=[1, 2]"])
     with pytest.raises(config.ConfigError, match="select.val_per_class = 5 plus the largest budget 2"):
         experiment.load_data(cfg)
+
+
+def test_rcond_grid_is_the_solve_at_each_cut_off(prep):
+    # select.rcond: truncations of the one decomposition (made at ssl.rcond) give exactly the candidates of a run
+    # whose decomposition is made at that cut-off, and the cut-off is a reported parameter of every SSL candidate.
+    grams = experiment.view_grams(prep, [1.0])
+    (loose,) = experiment.truncated_grams(grams, [1e-2])
+    assert experiment.truncated_grams(grams, []) == grams
+    assert 0 < int(loose.eig.rank) < int(grams[0].eig.rank)
+    A = {5: prep.A}
+    cands = experiment.ssl_candidates(prep, "vicreg", [loose], A, 10)
+    assert {c.params["rcond"] for c in cands} == {1e-2}
+    eig, _ = experiment.decompose(prep.K, 1e-2)
+    ref = experiment.ssl_candidates(prep, "vicreg", [grams[0]._replace(eig=eig)], A, 10)
+    idx = np.arange(20)
+    for c, r in zip(cands, ref, strict=True):
+        np.testing.assert_array_equal(c.predict_test(idx), r.predict_test(idx))
+    cfg = config.load_config(overrides=["select.rcond=[1e-5, 1e-2]"])
+    assert cfg["select"]["rcond"] == [1e-5, 1e-2] and config.load_config()["select"]["rcond"] == []

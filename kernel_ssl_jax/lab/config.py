@@ -44,6 +44,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from kernel_ssl_jax.lab import data as _data
+from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax import kernels as _kernels
 from kernel_ssl_jax import objectives as _objectives
 
@@ -283,6 +284,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
                       _nonneg_int),
         "mutual": Option("bool", False, "keep a k-NN edge only if each end is among the other's neighbours"),
         "cliques": Option("bool", True, "join the views of each sample (false: the k-NN graph alone, an ablation)"),
+        "normalize": Option("str", "none", "edge weighting of the graph (graphs.normalize): none, or sym for "
+                            "D^-1/2 A D^-1/2 (the weighting of the normalised Laplacian)",
+                            _choice(_graphs.NORMALIZATIONS)),
     },
     "kernel": {
         "name": Option("str", "rbf", "base kernel: " + ", ".join(_kernels.KERNELS), _choice(_kernels.KERNELS)),
@@ -344,6 +348,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "bandwidth_scale": Option("list[float]", [1.0], "grid of factors on the kernel bandwidth (rbf/laplacian; "
                                   "each factor costs one Gram and one eigendecomposition)",
                                   _list_of("float", _at_least(0.0, strict=True))),
+        "rcond": Option("list[float]", [], "grid of spectral cut-offs of kernel SSL, each >= ssl.rcond (truncations "
+                        "of the one decomposition made at ssl.rcond; empty: ssl.rcond alone)",
+                        _list_of("float", _at_least(0.0), allow_empty=True)),
         "alpha": Option("list[float]", [0.2, 0.5, 0.8], "grid of label_spreading's clamping factor alpha in (0, 1)",
                         _list_of("float", _open_unit)),
         "reg": Option("list[float]", [0.01, 0.1, 1.0], "grid of eval.kernel_ridge_reg for the base kernel",
@@ -460,6 +467,9 @@ def validate(config: Mapping) -> dict[str, dict[str, Any]]:
     if cfg["select"]["enabled"] and not cfg["graph"]["cliques"] and 0 in cfg["select"]["knn"]:
         raise ConfigError(f"select.knn = {cfg['select']['knn']} holds 0 but graph.cliques = false "
                           "(a graph without edges)")
+    if any(r < cfg["ssl"]["rcond"] for r in cfg["select"]["rcond"]):
+        raise ConfigError(f"select.rcond = {cfg['select']['rcond']} holds a cut-off below ssl.rcond = "
+                          f"{cfg['ssl']['rcond']:g} (the decomposition keeps only the eigenpairs above ssl.rcond)")
     if "barlow" in cfg["ssl"]["objectives"] and cfg["views"]["n_views"] < 2:
         raise ConfigError("views.n_views must be >= 2 when ssl.objectives includes barlow (it pairs views)")
     return cfg

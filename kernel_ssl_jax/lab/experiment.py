@@ -5,7 +5,8 @@ the expensive parts:
 
 1. `load_data`: the data set of `[data]`; its training samples are the unlabelled pool (labels unused until 6).
 2. `build_views`: `n_views` augmented views of every training sample (`augment.make_views`).
-3. `build_graph`: view cliques (`graphs.from_groups`), plus a k-NN graph over the views when `graph.knn > 0`.
+3. `build_graph`: view cliques (`graphs.from_groups`), plus a k-NN graph over the views when `graph.knn > 0`,
+   weighted by `graph.normalize` (`graphs.normalize`).
 4. `build_kernel` and `decompose`: the base kernel (RBF at the median distance between views by default), ONE Gram
    `K` of the views and ONE eigendecomposition, shared by all objectives. Eigenvalues at or below
    `ssl.rcond * max` are dropped (SPEC.md §3) and the kept eigenpairs are compacted to an `(N, r)` basis, so each
@@ -230,7 +231,8 @@ def build_views(cfg: Mapping, ds: _data.Dataset) -> tuple[jax.Array, np.ndarray]
 
 
 def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array:
-    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum).
+    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum), weighted
+    by `graph.normalize` (`graphs.normalize`).
 
     With `graph.cliques = false` (an ablation) the k-NN graph alone.
     """
@@ -239,8 +241,9 @@ def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array
         A = _graphs.from_groups(groups, dtype=views.dtype)
         if k:
             A = jnp.maximum(A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]))
-        return A
-    return _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(views.dtype)
+    else:
+        A = _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(views.dtype)
+    return _graphs.normalize(A, kind=cfg["graph"].get("normalize", "none"))
 
 
 def build_kernel(cfg: Mapping, views, image_shape=None) -> _kernels.Kernel:
@@ -313,7 +316,8 @@ def prepare(cfg: Mapping, progress: Progress | None = None) -> Prepared:
     if any(o != "barlow" for o in objectives):
         knn = cfg["graph"]["knn"]
         parts = (["view cliques"] if cfg["graph"]["cliques"] else []) + ([f"{knn}-NN over the views"] if knn else [])
-        with progress.stage("graph", " + ".join(parts)):
+        weighting = "" if cfg["graph"]["normalize"] == "none" else f", normalize = {cfg['graph']['normalize']}"
+        with progress.stage("graph", " + ".join(parts) + weighting):
             A = build_graph(cfg, views, groups)
             A.block_until_ready()
     pairs = _graphs.pairs_from_groups(groups) if "barlow" in objectives else None
@@ -482,6 +486,13 @@ class ViewGram(NamedTuple):
     eig: _spectral.GramEigh
     K_train_views: np.ndarray
     K_test_views: np.ndarray
+    rcond: float | None = None  # set by `truncated_grams`: the spectral cut-off of `eig`, a selected parameter
+
+
+def truncated_grams(grams: list[ViewGram], rconds) -> list[ViewGram]:
+    """Each Gram's decomposition truncated at each cut-off of `rconds` (`spectral.truncate`; each at least the
+    `ssl.rcond` the decomposition was made at), for the `select.rcond` grid. Empty `rconds`: `grams` unchanged."""
+    return [g._replace(eig=_spectral.truncate(g.eig, r), rcond=float(r)) for g in grams for r in rconds] or grams
 
 
 def view_grams(prep: Prepared, scales, progress: Progress | None = None) -> list[ViewGram]:
@@ -514,7 +525,7 @@ def _graph_for(prep: Prepared, knn: int) -> jax.Array:
 
 def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[int, jax.Array],
                    n_classes: int) -> list[_select.Candidate]:
-    """Every point of the `[select]` grid for one objective: bandwidth factor x graph.knn x lam x beta x dim.
+    """Every point of the `[select]` grid for one objective: bandwidth factor [x rcond] x graph.knn x lam x beta x dim.
 
     `graphs` maps `graph.knn` values (or any label, reported as `graph`) to relationship matrices.
     One target per (Gram, graph) and one `jax.vmap` over `(lam, beta)` at the largest dim (`batched.solve_batch`);
@@ -534,7 +545,8 @@ def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs
                 C = np.asarray(coefs[i])
                 for d in dims:
                     graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
-                    params = {"bandwidth_scale": g.scale, **graph, "lam": lam,
+                    params = {"bandwidth_scale": g.scale, **({} if g.rcond is None else {"rcond": g.rcond}),
+                              **graph, "lam": lam,
                               **({"beta": beta} if objective == "vicreg" else {}), "dim": d}
                     out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
                                                          g.K_test_views @ C[:d].T, prep.ds.y_train, ev, n_classes))
@@ -640,8 +652,9 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
         else {}
     accuracy, choices = {}, {}
     probe = ev["main_probe"]
+    ssl_grams = truncated_grams(grams, sel["rcond"])
     for objective in cfg["ssl"]["objectives"]:
-        cands = ssl_candidates(prep, objective, grams, graphs, n_classes)
+        cands = ssl_candidates(prep, objective, ssl_grams, graphs, n_classes)
         accuracy[objective], choices[objective] = score_selected(cands, proto, prep, f"{probe}, selected")
         if progress is not None:
             progress.note(f"select: {objective}: {len(cands)} candidates; chosen "
