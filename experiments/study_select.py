@@ -19,6 +19,9 @@ Usage:
   python experiments/study_select.py --seeds 0 1 2                        # 2 views, about 4 min per seed
   python experiments/study_select.py --seeds 0 1 2 --set views.n_views=4 --set views.rotation=20 \\
       --set views.shift=1.0 --set views.scale=0.1 --out runs/study_select_4views.json
+  python experiments/study_select.py --seeds 1 2 3 --graphs both --normalize none sym --rcond 1e-9 1e-5 \
+      --set ssl.rcond=1e-9 --out runs/study_select_rcond.json     # graph weighting x spectral cut-off
+  python experiments/study_select.py --summarise runs/study_select_rcond.json   # tables of a saved (partial) run
 """
 
 from __future__ import annotations
