@@ -179,6 +179,14 @@ def test_cli_compare_writes_the_run_folder(tmp_path, capsys):
     (["--objective", "simclr"], "--objective"),
     (["--set", "ssl.dimm=3"], "ssl.dimm"),
     (["--n-sources", "60", "--dim", "500"], "ssl.dim"),
+    # kssl compare --network (the kernel regime, lab/regime.py)
+    (["--network", "foo"], "argument --network: invalid choice: 'foo'"),
+    (["--network", "mlp", "--widths", "0"], "argument --widths: expected a positive integer, got '0'"),
+    (["--network", "mlp", "--widths"], "argument --widths: expected at least one argument"),
+    (["--network", "mlp", "--objective", "vicreg_hard"], "train_network does not train vicreg_hard"),
+    (["--network", "cnn", "--set", "data.name=moons", "--set", "views.rotation=0", "--set", "views.shift=0"],
+     "--network cnn needs images; data set 'moons'"),
+    (["--network", "mlp", "--lr", "0"], "argument --lr: expected a finite number > 0, got '0'"),
 ])
 def test_cli_compare_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "runs"
@@ -188,7 +196,7 @@ def test_cli_compare_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args
         code = e.code
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith("kssl: error:") and message in err
+    assert err.startswith("kssl: error:") and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists() or not os.listdir(out)
 
@@ -238,25 +246,3 @@ def test_normalised_distance_and_slope():
     assert abs(regime.normalised_distance(K, np.eye(2)) - expected) < 1e-15
     assert abs(regime.loglog_slope([10, 100, 1000], [1.0, 0.1, 0.01]) + 1.0) < 1e-12
     assert np.isnan(regime.loglog_slope([10], [1.0]))
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--network", "foo"], "argument --network: invalid choice: 'foo'"),
-    (["--network", "mlp", "--widths", "0"], "argument --widths: expected a positive integer, got '0'"),
-    (["--network", "mlp", "--widths"], "argument --widths: expected at least one argument"),
-    (["--network", "mlp", "--objective", "vicreg_hard"], "train_network does not train vicreg_hard"),
-    (["--network", "cnn", "--set", "data.name=moons", "--set", "views.rotation=0", "--set", "views.shift=0"],
-     "--network cnn needs images; data set 'moons'"),
-    (["--network", "mlp", "--lr", "0"], "argument --lr: expected a finite number > 0, got '0'"),
-])
-def test_cli_regime_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
-    out = tmp_path / "runs"
-    try:
-        code = cli.main(["compare", *args, "--out", str(out)])
-    except SystemExit as e:  # argparse errors
-        code = e.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("kssl: error:") and message in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
-    assert not out.exists() or not os.listdir(out)
