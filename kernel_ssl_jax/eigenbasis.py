@@ -231,6 +231,13 @@ def cholesky(K: Array) -> Array:
     return jax.lax.platform_dependent(K, cpu=host, default=jnp.linalg.cholesky)
 
 
+def _symmetric_from_upper(S: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle `S` holds (its strictly lower part zero), as LAPACK/BLAS write it."""
+    S = S + S.T
+    S[np.diag_indices_from(S)] *= 0.5
+    return S
+
+
 def _triangular_moments_host(R, P):
     # `R^T R` by LAPACK ?lauum (a third of a matrix product: both factors triangular) and `R^T P` by BLAS ?trmm (half
     # of one). A C-ordered array is the Fortran transpose of itself, so `R.T` and `P.T` go to Fortran without a copy:
@@ -239,10 +246,7 @@ def _triangular_moments_host(R, P):
     lauum, = scipy.linalg.get_lapack_funcs(("lauum",), (R,))
     trmm, = scipy.linalg.get_blas_funcs(("trmm",), (R,))
     G, info = lauum(R.T, lower=0)  # the strictly lower part keeps the zeros of R^T
-    if info:
-        G = np.full(R.shape, np.nan, R.dtype)
-    G = G + G.T
-    G[np.diag_indices_from(G)] *= 0.5
+    G = _symmetric_from_upper(G) if not info else np.full(R.shape, np.nan, R.dtype)
     T = trmm(1.0, R.T, P.T, side=1, lower=0, trans_a=1).T
     return G.astype(R.dtype, copy=False), np.ascontiguousarray(T, dtype=R.dtype)
 
@@ -270,9 +274,7 @@ def _moment_host(P):
     P = np.asarray(P)
     syrk, = scipy.linalg.get_blas_funcs(("syrk",), (P,))
     S = syrk(1.0, P.T, trans=0, lower=0)  # upper triangle; the strictly lower part is zero
-    S = S + S.T
-    S[np.diag_indices_from(S)] *= 0.5
-    return S.astype(P.dtype, copy=False)
+    return _symmetric_from_upper(S).astype(P.dtype, copy=False)
 
 
 def moment(P: Array) -> Array:

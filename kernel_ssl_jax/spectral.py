@@ -547,9 +547,7 @@ def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond,
         cliques = groups if groups is not None else _graphs.clique_groups(A)
         if cliques is None:
             raise ValueError("method='structured' needs A to be a view-clique graph (graphs.from_groups)")
-    K = _kernels.gram(kernel, X, block_size=block_size)
-    if not _v.all_finite(K):
-        raise ValueError(f"the Gram matrix of X under kernel {kernel!r} has NaN or Inf: check the kernel parameters")
+    K = _kernels.gram(kernel, X, block_size=block_size)  # raises if K has NaN or Inf
     if cliques is not None and cholesky_is_accurate(K, lam):
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
     if _dense_cholesky_applies(objective, lam, rcond, dim, N) and cholesky_is_accurate(K, lam):
