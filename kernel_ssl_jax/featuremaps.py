@@ -143,6 +143,8 @@ jax.tree_util.register_pytree_node(FeatureMap, _flatten_fmap, _unflatten_fmap)
 
 @jax.jit
 def _psi_batch(fm: FeatureMap, X: Array) -> Array:
+    if fm.kind == "nystrom":  # the kernel columns of all rows as one Gram (a matrix product), then the projection
+        return _kernels.gram(fm.base, X, fm.landmarks) @ fm.proj.T
     return jax.vmap(fm)(X)
 
 

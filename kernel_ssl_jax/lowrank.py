@@ -160,10 +160,8 @@ def _kernel_columns(fmap, xb: Array, mb: Array) -> Array:
 
 
 def _psi(fmap, xb: Array, mb: Array) -> Array:
-    """Features of one block of rows, padding rows zeroed (Nystrom: the kernel columns, then the projection)."""
-    if fmap.kind == "nystrom":
-        return _kernel_columns(fmap, xb, mb) @ fmap.proj.T
-    return jax.vmap(fmap)(xb) * mb[:, None]
+    """Features of one block of rows, padding rows zeroed."""
+    return fmap.batch(xb) * mb[:, None]
 
 
 def _blocks(block: int, *arrays):
