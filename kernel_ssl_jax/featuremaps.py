@@ -118,11 +118,21 @@ class FeatureMap:
             d = W.shape[1]
             return jnp.eye(d, dtype=W.dtype), _kernels.linear(), W
         if self.kind == "rff":
-            half = self.freqs.shape[0]
-            Wc, Ws = W[:, :half], W[:, half:]
-            coef = jnp.concatenate([Wc + Ws, Wc - Ws], axis=1) / (2.0 * math.sqrt(half))
-            return jnp.concatenate([self.freqs, -self.freqs], axis=0), hartley, coef
-        return self.landmarks, self.base, W @ self.proj
+            points, coef = _rff_representer(self.freqs, W)
+            return points, hartley, coef
+        return self.landmarks, self.base, _matmul(W, self.proj)
+
+
+@jax.jit
+def _rff_representer(freqs, W):
+    # cos(w.x) and sin(w.x) weights -> Hartley-kernel points +-w (module doc): coef @ hartley(+-w, x) == W @ psi(x).
+    half = freqs.shape[0]
+    Wc, Ws = W[:, :half], W[:, half:]
+    coef = jnp.concatenate([Wc + Ws, Wc - Ws], axis=1) / (2.0 * math.sqrt(half))
+    return jnp.concatenate([freqs, -freqs], axis=0), coef
+
+
+_matmul = jax.jit(jnp.matmul)
 
 
 def _flatten_fmap(fm: FeatureMap):
@@ -246,15 +256,37 @@ def select_landmarks(kernel, points, m: int, *, method: str = "kmeans++", key) -
 def _nystrom(kernel, landmarks: Array, rcond: float | None) -> FeatureMap:
     m = landmarks.shape[0]
     Kmm = _kernels.gram(kernel, landmarks)
-    s, U = jnp.linalg.eigh(0.5 * (Kmm + Kmm.T))
+    s, U = _sym_eigh(Kmm)
     if rcond is None:
         rcond = m * float(jnp.finfo(Kmm.dtype).eps)
-    keep = np.asarray(s > rcond * jnp.max(s))
-    if not keep.any():
+    s_host = np.asarray(s)
+    keep = np.flatnonzero(s_host > rcond * s_host.max())
+    if not keep.size:
         raise ValueError("nystrom: the Gram of the landmarks is zero (every landmark has k(x, x) = 0)")
-    s, U = s[keep], U[:, keep]
-    proj = (U / jnp.sqrt(s)[None, :]).T
-    return FeatureMap("nystrom", int(s.shape[0]), landmarks=landmarks, proj=proj, base=kernel)
+    return FeatureMap("nystrom", int(keep.size), landmarks=landmarks, proj=_whitening(s, U, keep), base=kernel)
+
+
+@jax.jit
+def _sym_eigh(K):
+    return jnp.linalg.eigh(0.5 * (K + K.T))
+
+
+@jax.jit
+def _whitening(s, U, keep):
+    # `proj = S^-1/2 U^T` on the kept eigenpairs: `psi(x) = proj k_m(x)` has `psi(x_i) . psi(x_j) = K_mm` exactly.
+    return (U[:, keep] / jnp.sqrt(s[keep])[None, :]).T
+
+
+@functools.partial(jax.jit, static_argnames=("name", "shape", "dtype"))
+def _rff_frequencies(name, key, bandwidth, shape, dtype):
+    """Frequencies of random Fourier features: the spectral density of the rbf / laplacian kernel (Bochner)."""
+    if name == "rbf":
+        return jax.random.normal(key, shape, dtype) / bandwidth
+    # Multivariate Cauchy (the Fourier transform of exp(-||r||)): a Gaussian over a chi_1 scale mixture.
+    kg, kc = jax.random.split(key)
+    g = jax.random.normal(kg, shape, dtype)
+    scale = jnp.abs(jax.random.normal(kc, (shape[0], 1), dtype))
+    return g / (scale * bandwidth)
 
 
 def feature_map(kernel, kind: str = "auto", *, n_features: int | None = None, key=None, points=None,
@@ -325,16 +357,7 @@ def feature_map(kernel, kind: str = "auto", *, n_features: int | None = None, ke
         if _v.integer("n_features", n_features, minimum=2) % 2:
             raise ValueError(f"rff needs an even n_features >= 2 (cos and sin of n_features / 2 frequencies), "
                              f"got {n_features!r}")
-        bw = kernel.params["bandwidth"]
-        shape = (n_features // 2, d)
-        if name == "rbf":
-            freqs = jax.random.normal(key, shape, points.dtype) / bw
-        else:
-            # Multivariate Cauchy (the Fourier transform of exp(-||r||)): a Gaussian over a chi_1 scale mixture.
-            kg, kc = jax.random.split(key)
-            g = jax.random.normal(kg, shape, points.dtype)
-            scale = jnp.abs(jax.random.normal(kc, (shape[0], 1), points.dtype))
-            freqs = g / (scale * bw)
+        freqs = _rff_frequencies(name, key, kernel.params["bandwidth"], (n_features // 2, d), points.dtype)
         return FeatureMap("rff", n_features, freqs=freqs)
     n = points.shape[0]
     m = min(n, 512) if n_features is None else n_features

@@ -236,16 +236,20 @@ class Kernel:
 
     def __call__(self, x: Array, y: Array) -> Array:
         """`k(x, y)` for two single examples `x, y` of shape `(d,)`; returns a scalar."""
-        x = jnp.asarray(x)
-        y = jnp.asarray(y)
-        if not self.dot_product:
-            return _conv_pair(self, x, y, _conv_vars(self, x), _conv_vars(self, y))
-        return self.from_dots(jnp.dot(x, y), jnp.dot(x, x), jnp.dot(y, y), x.shape[-1])
+        return _pair(self, jnp.asarray(x), jnp.asarray(y))
 
     def __repr__(self) -> str:
         items = [f"{k}={v}" for k, v in self.static]
         items += [f"{k}={_fmt(v)}" for k, v in self.params.items()]
         return f"{self.name}({', '.join(items)})"
+
+
+@jax.jit
+def _pair(k: Kernel, x: Array, y: Array) -> Array:
+    # One compiled program per kernel, shape and dtype (hyper-parameters are traced leaves); inlined under a trace.
+    if not k.dot_product:
+        return _conv_pair(k, x, y, _conv_vars(k, x), _conv_vars(k, y))
+    return k.from_dots(jnp.dot(x, y), jnp.dot(x, x), jnp.dot(y, y), x.shape[-1])
 
 
 def _fmt(v):

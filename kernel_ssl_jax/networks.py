@@ -82,7 +82,13 @@ def _check_hyper(depth, out_dim, w_var, b_var, min_depth: int):
 
 
 def _normal_layers(key, shapes) -> list[dict]:
-    # One draw for every entry, cut into the leaves: a single PRNG computation compiles much faster than one per leaf.
+    # One draw for every entry, cut into the leaves: a single PRNG computation compiles much faster than one per leaf,
+    # and the draw and the cuts are one compiled program.
+    return _normal_layers_jit(key, tuple((tuple(w), tuple(b)) for w, b in shapes))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _normal_layers_jit(key, shapes) -> list[dict]:
     sizes = [math.prod(s) for pair in shapes for s in pair]
     flat = jax.random.normal(key, (sum(sizes),))
     leaves, start = [], 0

@@ -29,6 +29,7 @@ def check_objective(name: str) -> str:
     return name
 
 
+@jax.jit
 def ridge_term(coef: Array, K: Array, lam) -> Array:
     """`lam * W W^* = lam * C K C^T`, shape `(M, M)`, for `W = C Phi^*`."""
     return lam * (coef @ K @ coef.T)

@@ -101,10 +101,17 @@ def features(sol: Solution, X, block_size: int | None = None) -> Array:
     block_size = _v.integer("block_size", block_size, allow_none=True)
     n = X.shape[0]
     if block_size is None or block_size >= n:
-        return _kernels.gram(sol.kernel, X, sol.train_x) @ sol.coef.T
+        return _times_coef(_kernels.gram(sol.kernel, X, sol.train_x), sol.coef)
     return jnp.concatenate(
-        [_kernels.gram(sol.kernel, X[i : i + block_size], sol.train_x) @ sol.coef.T for i in range(0, n, block_size)]
+        [_times_coef(_kernels.gram(sol.kernel, X[i : i + block_size], sol.train_x), sol.coef)
+         for i in range(0, n, block_size)]
     )
+
+
+@jax.jit
+def _times_coef(K, coef):
+    # One compiled program per shape (op by op, the product and the transpose compile separately).
+    return K @ coef.T
 
 
 def induced_kernel(sol: Solution, Xa, Xb=None, block_size: int | None = None) -> Array:
@@ -115,4 +122,4 @@ def induced_kernel(sol: Solution, Xa, Xb=None, block_size: int | None = None) ->
     """
     Fa = features(sol, Xa, block_size)
     Fb = Fa if Xb is None else features(sol, Xb, block_size)
-    return Fa @ Fb.T
+    return _times_coef(Fa, Fb)

@@ -110,7 +110,12 @@ def truncate(eig: GramEigh, rcond: float) -> GramEigh:
     idx = np.flatnonzero(s > rcond * s.max())
     if idx.size == s.size:  # nothing dropped: no copy of U
         return GramEigh(eig.s, eig.U, jnp.asarray(idx.size))
-    return GramEigh(eig.s[idx], eig.U[:, idx], jnp.asarray(idx.size))
+    return GramEigh(*_take_pairs(eig.s, eig.U, idx), jnp.asarray(idx.size))
+
+
+@jax.jit
+def _take_pairs(s, U, idx):
+    return s[idx], U[:, idx]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -229,7 +234,10 @@ def cholesky_is_accurate(K, lam: float) -> bool:
     that is at most `sqrt(eps)` (1.5e-8 in float64). Smaller `lam` (e.g. 1e-275, which a property test found: every
     direction then looked like rounding and the solution was 0) takes the eigendecomposition, continuous in `lam`.
     """
-    return lam > 0 and lam >= float(np.sqrt(np.finfo(K.dtype).eps)) * float(jnp.trace(K))
+    return lam > 0 and lam >= float(np.sqrt(np.finfo(K.dtype).eps)) * float(_trace(K))
+
+
+_trace = jax.jit(jnp.trace)
 
 
 def _cholesky_tol(K, lam):
@@ -237,6 +245,11 @@ def _cholesky_tol(K, lam):
     # tr(K) >= max(s) bounding the condition number without decomposing K. A direction below it has
     # s / (s + lam) at the level of K's own default cut-off (`N eps max(s)`): treated as beyond the rank.
     return K.shape[0] * jnp.finfo(K.dtype).eps * (1.0 + jnp.trace(K) / lam)
+
+
+@jax.jit
+def _n_live(w, K, lam):
+    return jnp.sum(_eb.live(w, _cholesky_tol(K, lam)))
 
 
 def _rows(A):
@@ -589,7 +602,7 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solut
             return None
         method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
-    if int(np.sum(_eb.live(w, _cholesky_tol(K, lam)))) < dim:
+    if int(_n_live(w, K, lam)) < dim:
         _eb.check_rank(dim, _eb.rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
     return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
                      gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)

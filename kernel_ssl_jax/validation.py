@@ -146,6 +146,10 @@ def array(name: str, X, *, ndim: int | tuple[int, ...] = 2, d: int | None = None
     # Checked with numpy on concrete input: inside an outer jax.jit even a concrete array's jnp ops are staged.
     if not traced and np.issubdtype(Xn.dtype, np.floating) and not np.all(np.isfinite(Xn)):
         raise ValueError(f"{name} contains NaN or Inf")
+    if not traced and not isinstance(X, jax.Array) and Xn.dtype.kind in "fiub":
+        # Host input (numpy, lists): converted by numpy, then moved once (no compiled conversion per shape).
+        target = dtype if dtype is not None else (Xn.dtype if Xn.dtype.kind == "f" else jnp.zeros(()).dtype)
+        return jnp.asarray(Xn.astype(target, copy=False))
     X = jnp.asarray(X)
     target = dtype if dtype is not None else (X.dtype if jnp.issubdtype(X.dtype, jnp.floating)
                                               else jnp.zeros(()).dtype)
