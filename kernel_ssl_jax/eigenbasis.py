@@ -454,8 +454,8 @@ def eigh_operator_top(apply_a, apply_b, n: int, k: int, dtype, *, width: int | N
     def again(state):
         return (*run(state[1]), state[3] + 1)
 
-    w, X, res = run(X0)
-    w, X, res, count = jax.lax.while_loop(more, again, (w, X, res, jnp.asarray(1)))
+    w0 = jnp.zeros((width * (depth + 1),), dtype)  # one compilation of the pass: the first one runs in the loop too
+    w, X, res, count = jax.lax.while_loop(more, again, (w0, X0, jnp.asarray(jnp.inf, dtype), jnp.asarray(0)))
     return KrylovEigh(w[:k], X[:, :k], res, res <= tol, count)
 
 

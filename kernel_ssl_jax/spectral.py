@@ -632,7 +632,7 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond, krylov=T
     else:
         rows, method = _rows(A), ""
         if krylov and _krylov_applies(N, dim):
-            coef, w, res = _dense_krylov(K, rows, lam, dim)
+            coef, w, res = _dense_krylov(K, rows, lam, dim, KRYLOV_DEPTH, KRYLOV_PASSES)
             if bool(res.converged) and _v.all_finite(coef):
                 method = "dense-krylov"
             else:
