@@ -56,15 +56,22 @@ DEFAULT_LAM = 0.1
 # A target's top `dim` eigenpairs come from LAPACK's subset driver (on CPU) when `dim` is at most this share of its
 # size; above it the subset saves little over the full eigendecomposition.
 PARTIAL_EIGH_MAX_FRACTION = 0.5
+# The block Krylov eigensolver (`eigh_operator_top`): Krylov blocks per pass (its basis is `width (depth + 1)`
+# columns) and passes before the caller falls back to an exact solver.
+KRYLOV_DEPTH = 10
+KRYLOV_PASSES = 3
 
 __all__ = [
     "DEFAULT_LAM",
     "Factor",
+    "KRYLOV_DEPTH",
+    "KRYLOV_PASSES",
     "check_barlow_feasible",
     "check_rank",
     "cholesky",
     "default_rcond",
     "KrylovEigh",
+    "krylov_pays",
     "krylov_width",
     "eigh_extreme",
     "eigh_operator_top",
@@ -76,7 +83,9 @@ __all__ = [
     "rank",
     "solve",
     "solve_factored",
+    "pencil_rows",
     "solve_pencil",
+    "solve_pencil_krylov",
     "solver_rcond",
     "subset_cuts_a_cluster",
     "top",
@@ -379,6 +388,13 @@ class KrylovEigh(NamedTuple):
     passes: Array
 
 
+def krylov_pays(n: int, k: int, depth: int = KRYLOV_DEPTH) -> bool:
+    """Whether `eigh_operator_top` (default width, `depth`) is worth it for the top `k` pairs of an `(n, n)` problem
+    rather than a subset solver: its Krylov basis is at most `n / 2` columns (below that the exact route, one
+    reduction of the `(n, n)` matrix, costs no more than the block products and the basis' orthogonalisation)."""
+    return krylov_width(k, n) * (depth + 1) <= n // 2
+
+
 def krylov_width(k: int, n: int) -> int:
     """The default block width of `eigh_operator_top` for `k` pairs of an `(n, n)` operator: `k + max(k // 2, 8)`,
     at most `n` (the extra columns separate the `k`-th pair from the next ones, which speeds up convergence)."""
@@ -422,8 +438,8 @@ def _krylov_pass(apply_a, apply_b, X, depth: int):
     return theta[::-1], Q @ V, ABQ @ V
 
 
-def eigh_operator_top(apply_a, apply_b, n: int, k: int, dtype, *, width: int | None = None, depth: int = 10,
-                      passes: int = 3, tol=None) -> KrylovEigh:
+def eigh_operator_top(apply_a, apply_b, n: int, k: int, dtype, *, width: int | None = None,
+                      depth: int = KRYLOV_DEPTH, passes: int = KRYLOV_PASSES, tol=None) -> KrylovEigh:
     """The `k` largest eigenpairs of `S = a b` (`a` symmetric, `b` symmetric positive semi-definite, `(n, n)`, given
     by their products with `(n, w)` blocks), `b`-orthonormal: the top of the pencil `(b a b, b)`, i.e. of
     `b^1/2 a b^1/2` (eigenvectors `b^1/2 x`).
@@ -557,11 +573,40 @@ def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int, tol=No
         raise ValueError(f"solve_pencil: contrastive or vicreg, not {objective!r}")
     k = min(dim, D)
     mu, U = eigh_pencil_extreme(a, b, k, largest=True)
+    W, mu = pencil_rows(mu, U, objective == "contrastive", tol)
+    return _pad_rows(W, mu, dim)
+
+
+def pencil_rows(mu: Array, U: Array, contrastive: bool = True, tol=None) -> tuple[Array, Array]:
+    """`(W, mu)`, `W = diag(sqrt mu) U^T` from the top pencil eigenpairs `(mu, U)` (`U^T b U = I`) of the contrastive
+    and vicreg closed forms (`solve_pencil`), `mu` clipped at 0; for contrastive, rows whose `mu` is not `live` at
+    `tol` are zero (beyond the target's rank)."""
     mu = jnp.maximum(mu, 0.0)
     W = jnp.sqrt(mu)[:, None] * fix_signs(U).T
-    if objective == "contrastive":
-        W = jnp.where(live(mu, tol)[:, None], W, 0.0)
-    return _pad_rows(W, mu, dim)
+    return (jnp.where(live(mu, tol)[:, None], W, 0.0) if contrastive else W), mu
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "depth", "passes"))
+def solve_pencil_krylov(G: Array, T: Array, lam, dim: int, tol=None, depth: int = KRYLOV_DEPTH,
+                        passes: int = KRYLOV_PASSES):
+    """`solve_pencil("contrastive", G, T, lam, 0, dim, tol)` by the block Krylov eigensolver: `(W, mu, KrylovEigh)`.
+
+    With `b = G + lam I = L L^T`, the pencil `(T, b)` is `S = T b^-1` in `eigh_operator_top`'s form (`a = T`, and
+    `b^-1` as its positive definite `b`): for `S x = mu x`, `u = b^-1 x` solves `T u = mu b u` with `u^T b u =
+    x^T b^-1 x = 1`. Products with `T` and two triangular solves per block instead of the reduction of the pencil and
+    a tridiagonal reduction (`eigh_pencil_extreme`). The caller checks `converged` and falls back to `solve_pencil`.
+    Needs `dim <= D`.
+    """
+    D = G.shape[0]
+    L = cholesky(G + lam * jnp.eye(D, dtype=G.dtype))
+
+    def inv(Q):
+        return jax.scipy.linalg.cho_solve((L, True), Q)
+
+    a = 0.5 * (T + T.T)
+    res = eigh_operator_top(lambda Q: a @ Q, inv, D, dim, G.dtype, depth=depth, passes=passes)
+    W, mu = pencil_rows(res.w, inv(res.X), True, tol)
+    return W, mu, res
 
 
 @functools.partial(jax.jit, static_argnames=("dim",))

@@ -55,8 +55,8 @@ AUTO_NYSTROM_ABOVE = 20_000
 AUTO_MEMORY_FRACTION = 0.5
 MEMORY_ENV = "KSSL_MEMORY_BYTES"
 # The block Krylov eigensolver of `"dense-krylov"` (`eigenbasis.eigh_operator_top`): Krylov blocks per pass and passes.
-KRYLOV_DEPTH = 10
-KRYLOV_PASSES = 3
+KRYLOV_DEPTH = _eb.KRYLOV_DEPTH
+KRYLOV_PASSES = _eb.KRYLOV_PASSES
 EIGENSOLVERS = ("auto", "exact")
 
 __all__ = [
@@ -313,9 +313,8 @@ def _dense_krylov(K, A, lam, dim, depth=KRYLOV_DEPTH, passes=KRYLOV_PASSES, widt
 
     res = _eb.eigh_operator_top(functools.partial(_times, A), lambda Q: Q - lam * inv(Q), N, dim, K.dtype,
                                 width=width, depth=depth, passes=passes)
-    mu = jnp.maximum(res.w, 0.0)
-    C = jnp.sqrt(mu)[:, None] * _eb.fix_signs(inv(res.X)).T
-    return jnp.where(_eb.live(mu, _cholesky_tol(K, lam))[:, None], C, 0.0), mu, res
+    C, mu = _eb.pencil_rows(res.w, inv(res.X), True, _cholesky_tol(K, lam))
+    return C, mu, res
 
 
 def _closed_form(objective, K, eig, A, pairs, dim, lam, beta, rcond, structured, cliques):
@@ -609,9 +608,8 @@ def _dense_cholesky_applies(objective, lam, rcond, dim, N) -> bool:
 
 
 def _krylov_applies(N: int, dim: int) -> bool:
-    """Whether `"dense-krylov"` may replace the exact subset eigensolver: its Krylov basis (`eigenbasis.krylov_width`
-    times `KRYLOV_DEPTH + 1` columns) is at most `N / 2` columns (below that the exact route costs no more)."""
-    return _eb.krylov_width(dim, N) * (KRYLOV_DEPTH + 1) <= N // 2
+    """Whether `"dense-krylov"` replaces the exact subset eigensolver (`eigenbasis.krylov_pays`)."""
+    return _eb.krylov_pays(N, dim, KRYLOV_DEPTH)
 
 
 def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond, krylov=True) -> Solution | None:
