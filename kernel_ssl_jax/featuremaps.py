@@ -273,7 +273,7 @@ def _inverse_cholesky(Kmm):
 
     def power(_, VW):
         V, W = Kmm @ VW[0], P.T @ (P @ VW[1])
-        return V / jnp.linalg.norm(V, axis=0), W / jnp.linalg.norm(W, axis=0)
+        return V / jnp.linalg.norm(V, axis=0)[None, :], W / jnp.linalg.norm(W, axis=0)[None, :]
 
     V, W = jax.lax.fori_loop(0, 10, power, (V0[0], V0[1]))
     top, inv_bottom = jnp.max(jnp.linalg.norm(Kmm @ V, axis=0)), jnp.max(jnp.linalg.norm(P @ W, axis=0) ** 2)

@@ -143,3 +143,19 @@ def test_block_krylov_top_pairs_match_numpy():
     one = eigenbasis.eigh_operator_top(lambda Z: jnp.asarray(a) @ Z, lambda Z: jnp.asarray(b) @ Z, n, k,
                                        jnp.float64, width=12, depth=0, passes=1)
     assert not bool(one.converged) and int(one.passes) == 1
+
+
+def test_pencil_by_block_krylov_equals_the_subset_solver():
+    # solve_pencil_krylov against solve_pencil (LAPACK's generalized subset driver) on a D = 120 pencil
+    # (T PSD of rank 40, G + lam I positive definite); the basis (12 x 4 columns) is 40 % of D.
+    rng = np.random.default_rng(12)
+    D, k = 120, 4
+    F, B = rng.normal(size=(40, D)), rng.normal(size=(D, D))
+    G, T = jnp.asarray(B @ B.T / D), jnp.asarray(F.T @ F)
+    W_ref, mu_ref = eigenbasis.solve_pencil("contrastive", G, T, 0.3, 0.0, k)
+    W, mu, res = eigenbasis.solve_pencil_krylov(G, T, 0.3, k, depth=3)
+    assert bool(res.converged)
+    np.testing.assert_allclose(mu, mu_ref, rtol=1e-10)  # eigenvalues: to about the squared residual
+    P, P_ref = np.asarray(W.T @ W), np.asarray(W_ref.T @ W_ref)  # vectors: to about the residual (eps^1/3) / gap
+    assert np.linalg.norm(P - P_ref) < 1e-4 * np.linalg.norm(P_ref)
+    assert eigenbasis.krylov_pays(2000, 32) and not eigenbasis.krylov_pays(1000, 32)
