@@ -27,7 +27,9 @@ in kernel columns and projected once, `M2 = proj (K_nm^T K_nm) proj^T`: one prod
 Cut-offs. Eigenvalues of `M2` at or below `rcond * max(s)` (default `D * eps`) are dropped where a pseudo-inverse is
 needed (`lam = 0`, vicreg's projector onto range(K), vicreg_hard, barlow). Contrastive with `lam > 0` drops nothing:
 its factors `f s^-1/2 = g s^1/2 = (s + lam)^-1/2` are bounded, as in the Cholesky path of `spectral`; this keeps the
-float32 error at the rounding level instead of the truncation level (docs/scaling.md).
+float32 error at the rounding level instead of the truncation level (docs/scaling.md). Its D x D pencil
+`(PA, M2 + lam I)` goes to the block Krylov eigensolver (`eigenbasis.solve_pencil_krylov`) where that pays
+(`eigenbasis.krylov_pays`: D >= 1056 at dim 32), with LAPACK's subset driver when it does not converge.
 
 Multi-device. The rows are split over a 1-D mesh `("data",)` of `devices`: each device computes the features of its
 rows (`Psi` sharded as `P("data", None)`, blockwise inside `jax.shard_map`) and reduces them to its partial `M2`,
