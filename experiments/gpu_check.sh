@@ -8,13 +8,16 @@
 #
 # Runs (in this order, each also cut at the common deadline):
 #   float64             KSSL_ENABLE_X64=1: parts a (structured vs dense, N = 4000; the dense path now is
-#                       "dense-cholesky", on an accelerator a jnp Cholesky reduction + eigh, against "dense-eigh"),
+#                       "dense-krylov": jnp Cholesky of K + lam I, triangular solves and the block Krylov
+#                       eigensolver, all on the device, against "dense-eigh"),
 #                       b (Nystrom m = 2000 at N = 100,000: statistics reduced in kernel columns, block moments
 #                       as jnp products on the GPU where the CPU uses BLAS syrk through a callback,
 #                       exact vs Nystrom at N = 8000), d (Gram, N = 10,000), f (float32 vs float64 of each path, N = 2000)
 #   float32             KSSL_ENABLE_X64=0: parts a, b, d in JAX's float32 with the default matmul precision
 #   float32_highest     part f with JAX_DEFAULT_MATMUL_PRECISION=highest: the float32 error without TF32 products
 #                       (compare with part f of the float64 run, which uses the default precision)
+#   dense_solve         experiments/bench_solve.py at N = 2000: dense-krylov, dense-cholesky (on an accelerator a
+#                       jnp Cholesky reduction + eigh), dense-eigh against scikit-learn KernelPCA on the host CPU
 #   conv_kernels        experiments/bench_conv_kernels.py: Gram throughput of cnngp / cntk, flatten and gap, N = 2000
 #                       digits, float64
 #   float64_vs_sklearn  part c, reduced: kssl against scikit-learn KernelPCA / Nystroem + PCA (on the host CPU) at
@@ -54,6 +57,13 @@ run() {  # name, seconds, env..., -- bench_scale arguments...
 run float64 200 KSSL_ENABLE_X64=1 -- --parts a b d f --f-sources 500 --f-views 4 --repeats 2
 run float32 100 KSSL_ENABLE_X64=0 -- --parts a b d --repeats 2
 run float32_highest 50 KSSL_ENABLE_X64=1 JAX_DEFAULT_MATMUL_PRECISION=highest -- --parts f --f-sources 500 --f-views 4
+# The dense closed form against KernelPCA (issue 14): one size, two repeats; printed, not merged into the JSON.
+left=$(( DEADLINE - ($(date +%s) - START) )); limit=$(( left < 60 ? left : 60 ))
+if (( limit >= 20 )); then
+  echo "=== dense_solve (limit ${limit}s)"
+  KSSL_ENABLE_X64=1 timeout --kill-after=5 "$limit" python experiments/bench_solve.py --sizes 2000 --repeats 2
+  echo "=== dense_solve exit $? after $(( $(date +%s) - START ))s"
+fi
 # Convolutional kernels (issue 12): pairs of images per second at N = 2000 digits.
 left=$(( DEADLINE - ($(date +%s) - START) )); limit=$(( left < 60 ? left : 60 ))
 if (( limit >= 20 )); then

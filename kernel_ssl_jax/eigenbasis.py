@@ -56,15 +56,26 @@ DEFAULT_LAM = 0.1
 # A target's top `dim` eigenpairs come from LAPACK's subset driver (on CPU) when `dim` is at most this share of its
 # size; above it the subset saves little over the full eigendecomposition.
 PARTIAL_EIGH_MAX_FRACTION = 0.5
+# The block Krylov eigensolver (`eigh_operator_top`): Krylov blocks per pass (its basis is `width (depth + 1)`
+# columns) and passes before the caller falls back to an exact solver.
+KRYLOV_DEPTH = 10
+KRYLOV_PASSES = 3
 
 __all__ = [
     "DEFAULT_LAM",
     "Factor",
+    "KRYLOV_DEPTH",
+    "KRYLOV_MIN_N",
+    "KRYLOV_PASSES",
     "check_barlow_feasible",
     "check_rank",
     "cholesky",
     "default_rcond",
+    "KrylovEigh",
+    "krylov_pays",
+    "krylov_width",
     "eigh_extreme",
+    "eigh_operator_top",
     "eigh_pencil_extreme",
     "eigvalsh",
     "fix_signs",
@@ -73,7 +84,9 @@ __all__ = [
     "rank",
     "solve",
     "solve_factored",
+    "pencil_rows",
     "solve_pencil",
+    "solve_pencil_krylov",
     "solver_rcond",
     "subset_cuts_a_cluster",
     "top",
@@ -358,6 +371,117 @@ def eigh_pencil_extreme(a: Array, b: Array, k: int, largest: bool = True) -> tup
     return (w[::-1], U[:, ::-1]) if largest else (w, U)
 
 
+class KrylovEigh(NamedTuple):
+    """The result of `eigh_operator_top`.
+
+    Attributes:
+      w: `(k,)` Ritz values, descending.
+      X: `(n, k)` Ritz vectors, `b`-orthonormal (`X^T b X = I`).
+      residual: the largest `||a b x - w x||_2 / |w_0|` over the `k` pairs (a 0-d array).
+      converged: whether `residual` is at most the tolerance (a 0-d bool array).
+      passes: the number of passes run (a 0-d array).
+    """
+
+    w: Array
+    X: Array
+    residual: Array
+    converged: Array
+    passes: Array
+
+
+def krylov_pays(n: int, k: int, depth: int = KRYLOV_DEPTH) -> bool:
+    """Whether `eigh_operator_top` (default width, `depth`) is worth it for the top `k` pairs of an `(n, n)` problem
+    rather than a subset solver: `n >= KRYLOV_MIN_N` and its Krylov basis is at most `n / 2` columns (below that the
+    exact route, one reduction of the `(n, n)` matrix, costs no more than the block products and the basis'
+    orthogonalisation; below `KRYLOV_MIN_N` it takes milliseconds, less than compiling the Krylov pass)."""
+    return n >= KRYLOV_MIN_N and krylov_width(k, n) * (depth + 1) <= n // 2
+
+
+# Below this size the exact subset solver runs in milliseconds, while the unrolled Krylov pass takes seconds to
+# compile for each new shape: `krylov_pays` keeps the exact route there.
+KRYLOV_MIN_N = 1000
+
+
+def krylov_width(k: int, n: int) -> int:
+    """The default block width of `eigh_operator_top` for `k` pairs of an `(n, n)` operator: `k + max(k // 2, 8)`,
+    at most `n` (the extra columns separate the `k`-th pair from the next ones, which speeds up convergence)."""
+    return min(n, k + max(k // 2, 8))
+
+
+def _b_orthonormalize(Z, BZ, Q, BQ, apply_b=None):
+    # Block `Z` (with `BZ = b Z`, or computed by `apply_b`) made b-orthonormal and b-orthogonal to the b-orthonormal
+    # basis `Q` (zero columns allowed): projection, then SVQB (eigendecomposition of the small Gram `Z^T b Z`), twice
+    # ("twice is enough"). Directions whose b-norm falls below sqrt(eps) of the block's before the pass are
+    # numerically inside span(Q) (the Krylov space is invariant there: those pairs have converged) and become zero
+    # columns, which every later product keeps zero.
+    eps = jnp.finfo(Z.dtype).eps
+    BZ = apply_b(Z) if BZ is None else BZ
+    for _ in range(2):
+        scale2 = jnp.max(jnp.abs(jnp.sum(Z * BZ, axis=0)))
+        if Q.shape[1]:
+            c = BQ.T @ Z
+            Z, BZ = Z - Q @ c, BZ - BQ @ c
+        d, U = jnp.linalg.eigh(0.5 * (Z.T @ BZ + BZ.T @ Z))
+        keep = d > eps * scale2
+        U = U * jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, d, 1.0)), 0.0)[None, :]
+        Z, BZ = Z @ U, BZ @ U
+    return Z, BZ
+
+
+def _krylov_pass(apply_a, apply_b, X, depth: int):
+    # Rayleigh-Ritz of `S = a b` on the block Krylov space [X, S X, ..., S^depth X], with a b-orthonormal basis `Q`
+    # (kept with `b Q`): `Q^T b S Q = (b Q)^T a (b Q)`. Returns the Ritz values (descending) and the matching
+    # columns of Q V and a b Q V. The loop is unrolled (`depth` is small): each block is orthogonalised against the
+    # blocks before it only.
+    empty = jnp.zeros((X.shape[0], 0), X.dtype)
+    Q, BQ = _b_orthonormalize(X, apply_b(X), empty, empty)
+    Z = Q
+    for _ in range(depth):
+        Z, BZ = _b_orthonormalize(apply_a(BQ[:, -X.shape[1]:]), None, Q, BQ, apply_b)
+        Q, BQ = jnp.concatenate([Q, Z], axis=1), jnp.concatenate([BQ, BZ], axis=1)
+    ABQ = apply_a(BQ)
+    theta, V = jnp.linalg.eigh(0.5 * (BQ.T @ ABQ + ABQ.T @ BQ))
+    V = V[:, ::-1][:, : X.shape[1]]
+    return theta[::-1], Q @ V, ABQ @ V
+
+
+def eigh_operator_top(apply_a, apply_b, n: int, k: int, dtype, *, width: int | None = None,
+                      depth: int = KRYLOV_DEPTH, passes: int = KRYLOV_PASSES, tol=None) -> KrylovEigh:
+    """The `k` largest eigenpairs of `S = a b` (`a` symmetric, `b` symmetric positive semi-definite, `(n, n)`, given
+    by their products with `(n, w)` blocks), `b`-orthonormal: the top of the pencil `(b a b, b)`, i.e. of
+    `b^1/2 a b^1/2` (eigenvectors `b^1/2 x`).
+
+    `S` is self-adjoint in the `b` inner product, so a block Krylov space `[X, S X, ..., S^depth X]` with a
+    `b`-orthonormal basis and Rayleigh-Ritz (`(b Q)^T a (b Q)`) give its extreme eigenpairs from products alone: per
+    pass, `depth + 1` products with `b` and with `a` on blocks of `width` columns (default `krylov_width`) and one
+    symmetric eigenproblem of size `width (depth + 1)`; no `(n, n)` reduction. A pass is restarted from its top
+    `width` Ritz vectors until the residuals of the top `k` pairs, `||S x - w x||_2`, are at most `tol |w_0|`
+    (default `eps^1/3`: 6e-6 in float64), or `passes` passes have run. The Ritz values' error is of order the
+    squared residual (`b`-norm, at most `||b||^1/2` times the 2-norm) over the gap to the rest of the spectrum.
+
+    Deterministic (a fixed random start), jit-able, and `jax.numpy` only apart from what `apply_a` / `apply_b` call:
+    no host round trip on an accelerator. The caller checks `converged` and falls back to an exact solver.
+    """
+    width = krylov_width(k, n) if width is None else min(n, width)
+    tol = float(jnp.finfo(dtype).eps) ** (1.0 / 3.0) if tol is None else tol
+    X0 = jax.random.normal(jax.random.key(0), (n, width), dtype)
+
+    def run(X):
+        w, X, AX = _krylov_pass(apply_a, apply_b, X, depth)
+        res = jnp.linalg.norm(AX[:, :k] - X[:, :k] * w[None, :k], axis=0)
+        return w, X, jnp.max(res) / jnp.maximum(jnp.abs(w[0]), jnp.finfo(dtype).tiny)
+
+    def more(state):
+        return (state[3] < passes) & ~(state[2] <= tol)
+
+    def again(state):
+        return (*run(state[1]), state[3] + 1)
+
+    w0 = jnp.zeros((width * (depth + 1),), dtype)  # one compilation of the pass: the first one runs in the loop too
+    w, X, res, count = jax.lax.while_loop(more, again, (w0, X0, jnp.asarray(jnp.inf, dtype), jnp.asarray(0)))
+    return KrylovEigh(w[:k], X[:, :k], res, res <= tol, count)
+
+
 def top(R: Array, dim: int, partial: bool = True) -> tuple[Array, Array]:
     """`[R]_M+`: the `dim` largest eigenpairs of a symmetric matrix, descending, eigenvalues clipped at 0."""
     w, V = eigh_extreme(0.5 * (R + R.T), dim, largest=True, partial=partial)
@@ -456,11 +580,40 @@ def solve_pencil(objective: str, G: Array, T: Array, lam, beta, dim: int, tol=No
         raise ValueError(f"solve_pencil: contrastive or vicreg, not {objective!r}")
     k = min(dim, D)
     mu, U = eigh_pencil_extreme(a, b, k, largest=True)
+    W, mu = pencil_rows(mu, U, objective == "contrastive", tol)
+    return _pad_rows(W, mu, dim)
+
+
+def pencil_rows(mu: Array, U: Array, contrastive: bool = True, tol=None) -> tuple[Array, Array]:
+    """`(W, mu)`, `W = diag(sqrt mu) U^T` from the top pencil eigenpairs `(mu, U)` (`U^T b U = I`) of the contrastive
+    and vicreg closed forms (`solve_pencil`), `mu` clipped at 0; for contrastive, rows whose `mu` is not `live` at
+    `tol` are zero (beyond the target's rank)."""
     mu = jnp.maximum(mu, 0.0)
     W = jnp.sqrt(mu)[:, None] * fix_signs(U).T
-    if objective == "contrastive":
-        W = jnp.where(live(mu, tol)[:, None], W, 0.0)
-    return _pad_rows(W, mu, dim)
+    return (jnp.where(live(mu, tol)[:, None], W, 0.0) if contrastive else W), mu
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "depth", "passes"))
+def solve_pencil_krylov(G: Array, T: Array, lam, dim: int, tol=None, depth: int = KRYLOV_DEPTH,
+                        passes: int = KRYLOV_PASSES):
+    """`solve_pencil("contrastive", G, T, lam, 0, dim, tol)` by the block Krylov eigensolver: `(W, mu, KrylovEigh)`.
+
+    With `b = G + lam I = L L^T`, the pencil `(T, b)` is `S = T b^-1` in `eigh_operator_top`'s form (`a = T`, and
+    `b^-1` as its positive definite `b`): for `S x = mu x`, `u = b^-1 x` solves `T u = mu b u` with `u^T b u =
+    x^T b^-1 x = 1`. Products with `T` and two triangular solves per block instead of the reduction of the pencil and
+    a tridiagonal reduction (`eigh_pencil_extreme`). The caller checks `converged` and falls back to `solve_pencil`.
+    Needs `dim <= D`.
+    """
+    D = G.shape[0]
+    L = cholesky(G + lam * jnp.eye(D, dtype=G.dtype))
+
+    def inv(Q):
+        return jax.scipy.linalg.cho_solve((L, True), Q)
+
+    a = 0.5 * (T + T.T)
+    res = eigh_operator_top(lambda Q: a @ Q, inv, D, dim, G.dtype, depth=depth, passes=passes)
+    W, mu = pencil_rows(res.w, inv(res.X), True, tol)
+    return W, mu, res
 
 
 @functools.partial(jax.jit, static_argnames=("dim",))

@@ -27,7 +27,9 @@ in kernel columns and projected once, `M2 = proj (K_nm^T K_nm) proj^T`: one prod
 Cut-offs. Eigenvalues of `M2` at or below `rcond * max(s)` (default `D * eps`) are dropped where a pseudo-inverse is
 needed (`lam = 0`, vicreg's projector onto range(K), vicreg_hard, barlow). Contrastive with `lam > 0` drops nothing:
 its factors `f s^-1/2 = g s^1/2 = (s + lam)^-1/2` are bounded, as in the Cholesky path of `spectral`; this keeps the
-float32 error at the rounding level instead of the truncation level (docs/scaling.md).
+float32 error at the rounding level instead of the truncation level (docs/scaling.md). Its D x D pencil
+`(PA, M2 + lam I)` goes to the block Krylov eigensolver (`eigenbasis.solve_pencil_krylov`) where that pays
+(`eigenbasis.krylov_pays`: D >= 1056 at dim 32), with LAPACK's subset driver when it does not converge.
 
 Multi-device. The rows are split over a 1-D mesh `("data",)` of `devices`: each device computes the features of its
 rows (`Psi` sharded as `P("data", None)`, blockwise inside `jax.shard_map`) and reduces them to its partial `M2`,
@@ -182,6 +184,9 @@ def _columns_are_accurate(fmap) -> bool:
     """
     if fmap.kind != "nystrom":
         return False
+    proj = np.asarray(fmap.proj)
+    if proj.shape[0] > 1 and proj.shape[0] == proj.shape[1] and not np.any(np.triu(proj, 1)):
+        return True  # `L^-1`: built only when eps cond(K_mm) <= sqrt(eps) (`featuremaps`, module doc)
     inv_s = np.sum(np.asarray(fmap.proj, np.float64) ** 2, axis=1)  # the rows of proj have norm s^-1/2
     eps = float(np.finfo(np.asarray(fmap.proj).dtype).eps)
     return bool(inv_s.size) and eps * float(inv_s.max() / inv_s.min()) <= np.sqrt(eps)
@@ -458,7 +463,12 @@ def _solve_stats_pencil(st: FeatureStats, lam, dim):
     (`eigenbasis.solve_pencil`: one Cholesky factor of `M2 + lam I` and a generalized subset eigenproblem; the
     eigenvalues of `M2` alone, for the rank check, cost a third of its eigendecomposition)."""
     W, w = _eb.solve_pencil("contrastive", st.M2, st.PA, lam, 0.0, dim)
-    return W, w, _eb.eigvalsh(0.5 * (st.M2 + st.M2.T))
+    return W, w, _eigvalsh(st.M2)
+
+
+@jax.jit
+def _eigvalsh(M2):
+    return _eb.eigvalsh(0.5 * (M2 + M2.T))
 
 
 def loss_from_stats(objective: str, W, stats: FeatureStats, *, lam: float = DEFAULT_LAM, beta: float = 1.0) -> Array:
@@ -502,7 +512,12 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     what = "the feature second moment Psi^T Psi (= the rank of K)"
     _eb.check_rank(dim, D, rcond, what)
     W = None
-    if objective == "contrastive" and lam > 0 and cut == 0:
+    if objective == "contrastive" and lam > 0 and cut == 0 and _eb.krylov_pays(D, dim):
+        # The pencil by the block Krylov eigensolver; the exact subset solver below unless it converged.
+        W, w, res = _eb.solve_pencil_krylov(stats.M2, stats.PA, lam, dim)
+        W = W if bool(res.converged) and _v.all_finite(W) else None
+        s = _eigvalsh(stats.M2) if W is not None else None
+    if W is None and objective == "contrastive" and lam > 0 and cut == 0:
         W, w, s = _solve_stats_pencil(stats, lam, dim)
         W = W if _v.all_finite(W) else None  # M2 + lam I not numerically definite (lam ~ rounding)
     if W is None:

@@ -54,9 +54,14 @@ AUTO_NYSTROM_ABOVE = 20_000
 # the caller's arrays and to temporaries the estimates do not count.
 AUTO_MEMORY_FRACTION = 0.5
 MEMORY_ENV = "KSSL_MEMORY_BYTES"
+# The block Krylov eigensolver of `"dense-krylov"` (`eigenbasis.eigh_operator_top`): Krylov blocks per pass and passes.
+KRYLOV_DEPTH = _eb.KRYLOV_DEPTH
+KRYLOV_PASSES = _eb.KRYLOV_PASSES
+EIGENSOLVERS = ("auto", "exact")
 
 __all__ = [
     "DEFAULT_LAM",
+    "EIGENSOLVERS",
     "FEATURE_METHODS",
     "GramEigh",
     "METHODS",
@@ -300,6 +305,31 @@ def _dense_cholesky(K, A, lam, dim):
     return C, mu
 
 
+@functools.partial(jax.jit, static_argnames=("dim", "depth", "passes", "width"))
+def _dense_krylov(K, A, lam, dim, depth=KRYLOV_DEPTH, passes=KRYLOV_PASSES, width=None):
+    """Contrastive with any `A` and `lam > 0` by a block Krylov eigensolver (`"dense-krylov"`): `(C, mu, res)`.
+
+    In the eigenbasis of K the contrastive core is the top of `M^1/2 A M^1/2` with `M = K (K + lam I)^-1` (the
+    filter `s / (s + lam)` on every direction of K), i.e. of `S = A M`, self-adjoint in the `M` inner product
+    (`eigenbasis.eigh_operator_top`): products with `A` (neighbour lists, `_rows`) and with
+    `M = I - lam (K + lam I)^-1` (one Cholesky factor `K + lam I = L L^T`, two triangular solves per block), no
+    N x N target and no tridiagonal reduction. For an `M`-orthonormal eigenvector `x` (`x^T M x = 1`) with eigenvalue
+    `mu`, `v = M^1/2 x` is the unit eigenvector of the core and its row of coefficients is
+    `sqrt(mu) v^T (K (K + lam I))^-1/2 = sqrt(mu) x^T (K + lam I)^-1`: `C = diag(sqrt mu) X^T (K + lam I)^-1`.
+    `res` is the solver's `KrylovEigh` (the caller falls back to `_dense_cholesky` unless `res.converged`).
+    """
+    N = K.shape[0]
+    L = _eb.cholesky(0.5 * (K + K.T) + lam * jnp.eye(N, dtype=K.dtype))
+
+    def inv(Q):  # (K + lam I)^-1 Q
+        return jax.scipy.linalg.cho_solve((L, True), Q)
+
+    res = _eb.eigh_operator_top(functools.partial(_times, A), lambda Q: Q - lam * inv(Q), N, dim, K.dtype,
+                                width=width, depth=depth, passes=passes)
+    C, mu = _eb.pencil_rows(res.w, inv(res.X), True, _cholesky_tol(K, lam))
+    return C, mu, res
+
+
 def _closed_form(objective, K, eig, A, pairs, dim, lam, beta, rcond, structured, cliques):
     """`(coef, eigenvalues, gram_eigenvalues, method)`: checks, cut-off, target, core (validated input)."""
     N = K.shape[0]
@@ -447,7 +477,7 @@ def _is_linear(kernel) -> bool:
 
 def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_LAM, beta: float = 1.0,
           pairs=None, groups=None, rcond: float | None = None, method: str = "auto", dtype=None,
-          block_size: int | None = None, **feature_options) -> Solution:
+          block_size: int | None = None, eigensolver: str = "auto", **feature_options) -> Solution:
     """Optimal linear representation in the kernel regime, in closed form (SPEC.md §3).
 
     Args:
@@ -475,11 +505,16 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         overrides it) and N is at most `AUTO_NYSTROM_ABOVE` (the structured Cholesky path for `lam > 0` is exempt
         from the N limit), else Nystrom features. `Solution.method` names the algorithm that ran
         (`"structured-cholesky"`, `"dense-cholesky"`, `"dense-eigh"`, ...) and `Solution.reason` why auto chose it.
-        The dense path solves contrastive with `lam > 0` (default `rcond`, `dim <= N / 2`) from a Cholesky factor
-        of K and one generalized subset eigenproblem (`"dense-cholesky"`, no eigendecomposition of K), falling back
-        to `"dense-eigh"` when K is not numerically positive definite.
+        The dense path solves contrastive with `lam > 0` (default `rcond`, `dim <= N / 2`) without an
+        eigendecomposition of K: by a block Krylov eigensolver on products with `A` and `(K + lam I)^-1`
+        (`"dense-krylov"`, when its basis is at most `N / 2` columns) or from a Cholesky factor of K and one
+        generalized subset eigenproblem (`"dense-cholesky"`: smaller N, `eigensolver="exact"`, or when the Krylov
+        solver does not converge, which `Solution.reason` then says), falling back to `"dense-eigh"` when K is not
+        numerically positive definite.
       dtype: float dtype of the computation; default float64 when x64 is enabled, else float32.
       block_size: rows per block when computing the Gram (or the features).
+      eigensolver: `"auto"` or `"exact"`: the latter keeps the dense path for contrastive with `lam > 0` on the
+        exact subset eigensolver (`"dense-cholesky"`) instead of the iterative one (`"dense-krylov"`).
       **feature_options: options of the feature-space methods (`n_landmarks`, `n_features`, `landmarks`, `key`,
         `devices`, `shard`; see `lowrank.solve_features`).
 
@@ -501,6 +536,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
     """
     _objectives.check_objective(objective)
     _v.choice("method", method, METHODS)
+    _v.choice("eigensolver", eigensolver, EIGENSOLVERS)
     if not callable(kernel):
         raise TypeError(f"kernel must be a kernels.Kernel or a callable k(x, y), got {kernel!r}")
     dim = _v.integer("dim", dim)
@@ -518,7 +554,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
         method, reason = _auto_method(objective, kernel, N, X.shape[1], lam, groups, A, feature_options,
                                       X.dtype.itemsize, block_size)
     sol = _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond, method, block_size,
-                        feature_options)
+                        feature_options, eigensolver == "auto")
     if reason:
         reason = f"{reason}; {sol.reason}" if sol.reason else reason
         sol = dataclasses.replace(sol, reason=reason)
@@ -526,7 +562,7 @@ def solve(objective: str, X, A=None, *, kernel, dim: int, lam: float = DEFAULT_L
 
 
 def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond, method, block_size,
-                  feature_options) -> Solution:
+                  feature_options, krylov=True) -> Solution:
     """`solve` once the method is known (validated input)."""
     N = X.shape[0]
     if method in FEATURE_METHODS:
@@ -564,7 +600,7 @@ def _solve_method(objective, X, A, kernel, dim, lam, beta, pairs, groups, rcond,
     if cliques is not None and cholesky_is_accurate(K, lam):
         return _solve_cholesky(K, X, kernel, A, cliques, dim=dim, lam=lam, beta=beta, rcond=rcond)
     if _dense_cholesky_applies(objective, lam, rcond, dim, N) and cholesky_is_accurate(K, lam):
-        sol = _solve_cholesky(K, X, kernel, A, None, dim=dim, lam=lam, beta=beta, rcond=rcond)
+        sol = _solve_cholesky(K, X, kernel, A, None, dim=dim, lam=lam, beta=beta, rcond=rcond, krylov=krylov)
         if sol is not None:
             return sol
         return dataclasses.replace(
@@ -584,25 +620,43 @@ def _dense_cholesky_applies(objective, lam, rcond, dim, N) -> bool:
             and dim <= _eb.PARTIAL_EIGH_MAX_FRACTION * N)
 
 
-def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond) -> Solution | None:
+def _krylov_applies(N: int, dim: int) -> bool:
+    """Whether `"dense-krylov"` replaces the exact subset eigensolver (`eigenbasis.krylov_pays`)."""
+    return _eb.krylov_pays(N, dim, KRYLOV_DEPTH)
+
+
+def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond, krylov=True) -> Solution | None:
     """The Cholesky paths for contrastive, `lam > 0`: no eigendecomposition of K.
 
     With `cliques`, the structured path (`_clique_cholesky`, factor of `K + lam I`); without, the dense one for any
-    `A` (`_dense_cholesky`, factor of K), which returns None when K is not numerically positive definite (the caller
-    then takes `"dense-eigh"`). The rank of K is needed only when `dim` exceeds the number of nonzero target
-    eigenvalues: then `eigvalsh(K)` decides between zero rows (feasible) and the rank error of every path.
+    `A`: `_dense_krylov` (factor of `K + lam I`, block Krylov eigensolver) when `krylov` and `_krylov_applies`, and
+    `_dense_cholesky` (factor of K, exact subset eigensolver) otherwise or when the Krylov solver did not converge
+    (`Solution.reason` says so); None when K is not numerically positive definite (the caller then takes
+    `"dense-eigh"`). The rank of K is needed only when `dim` exceeds the number of nonzero target eigenvalues: then
+    `eigvalsh(K)` decides between zero rows (feasible) and the rank error of every path.
     """
     N = K.shape[0]
+    reason = ""
     if cliques is not None:
         coef, w = _clique_cholesky(K, jnp.asarray(cliques), lam, dim, int(np.max(cliques)) + 1)
         method = "structured-cholesky"
     else:
-        coef, w = _dense_cholesky(K, _rows(A), lam, dim)
-        if not _v.all_finite(coef):
-            return None
-        method = "dense-cholesky"
+        rows, method = _rows(A), ""
+        if krylov and _krylov_applies(N, dim):
+            coef, w, res = _dense_krylov(K, rows, lam, dim, KRYLOV_DEPTH, KRYLOV_PASSES)
+            if bool(res.converged) and _v.all_finite(coef):
+                method = "dense-krylov"
+            else:
+                reason = (f"the block Krylov eigensolver did not converge in {int(res.passes)} passes (relative "
+                          f"residual {float(res.residual):.2g}): exact subset eigensolver instead")
+        if not method:
+            coef, w = _dense_cholesky(K, rows, lam, dim)
+            if not _v.all_finite(coef):
+                return None
+            method = "dense-cholesky"
     rcond = rcond if rcond is not None else _eb.default_rcond(N, K.dtype)
     if int(_n_live(w, K, lam)) < dim:
         _eb.check_rank(dim, _eb.rank(jax.jit(_eb.eigvalsh)(K), rcond), rcond)
-    return _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
-                     gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)
+    sol = _solution("contrastive", coef, w, K, X, kernel, A=A, pairs=None, dim=dim, lam=lam, beta=beta,
+                    gram_eigenvalues=jnp.zeros((0,), K.dtype), method=method)
+    return dataclasses.replace(sol, reason=reason) if reason else sol

@@ -118,3 +118,45 @@ def test_checks_name_the_argument_and_the_allowed_values():
     assert eigenbasis.solver_rcond("contrastive", 0.1, 1e-9) == 0.0
     assert eigenbasis.solver_rcond("vicreg", 0.1, 1e-9) == 1e-9
     assert eigenbasis.default_rcond(10, np.float32) == pytest.approx(10 * np.finfo(np.float32).eps)
+
+
+def test_block_krylov_top_pairs_match_numpy():
+    # The top k of S = a b (a symmetric indefinite, b positive definite with eigenvalues in (0, 1]) against numpy on
+    # b^1/2 a b^1/2; the basis (width 12, depth 4: 60 columns) is a fraction of n = 150.
+    rng = np.random.default_rng(11)
+    n, k = 150, 4
+    Qa, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    a = (Qa * np.concatenate([[9.0, 8.0, 7.5, 7.0, 6.0], rng.uniform(-3, 3, n - 5)])) @ Qa.T
+    Qb, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    sb = rng.uniform(0.1, 1.0, n)
+    b, bh = (Qb * sb) @ Qb.T, (Qb * np.sqrt(sb)) @ Qb.T
+    w_ref, V_ref = np.linalg.eigh(bh @ a @ bh)
+    w_ref, V_ref = w_ref[::-1][:k], V_ref[:, ::-1][:, :k]
+    res = eigenbasis.eigh_operator_top(lambda Z: jnp.asarray(a) @ Z, lambda Z: jnp.asarray(b) @ Z, n, k,
+                                       jnp.float64, width=12, depth=4, passes=3)
+    assert bool(res.converged) and float(res.residual) <= np.finfo(np.float64).eps ** (1 / 3)
+    np.testing.assert_allclose(res.w, w_ref, rtol=1e-10)
+    X = np.asarray(res.X)
+    np.testing.assert_allclose(X.T @ b @ X, np.eye(k), atol=1e-10)
+    V = bh @ X  # the eigenvectors of b^1/2 a b^1/2: the same subspace (signs free)
+    np.testing.assert_allclose(V @ V.T, V_ref @ V_ref.T, atol=1e-8)
+    one = eigenbasis.eigh_operator_top(lambda Z: jnp.asarray(a) @ Z, lambda Z: jnp.asarray(b) @ Z, n, k,
+                                       jnp.float64, width=12, depth=0, passes=1)
+    assert not bool(one.converged) and int(one.passes) == 1
+
+
+def test_pencil_by_block_krylov_equals_the_subset_solver():
+    # solve_pencil_krylov against solve_pencil (LAPACK's generalized subset driver) on a D = 120 pencil
+    # (T PSD of rank 40, G + lam I positive definite); the basis (12 x 4 columns) is 40 % of D.
+    rng = np.random.default_rng(12)
+    D, k = 120, 4
+    F, B = rng.normal(size=(40, D)), rng.normal(size=(D, D))
+    G, T = jnp.asarray(B @ B.T / D), jnp.asarray(F.T @ F)
+    W_ref, mu_ref = eigenbasis.solve_pencil("contrastive", G, T, 0.3, 0.0, k)
+    W, mu, res = eigenbasis.solve_pencil_krylov(G, T, 0.3, k, depth=3)
+    assert bool(res.converged)
+    np.testing.assert_allclose(mu, mu_ref, rtol=1e-10)  # eigenvalues: to about the squared residual
+    P, P_ref = np.asarray(W.T @ W), np.asarray(W_ref.T @ W_ref)  # vectors: to about the residual (eps^1/3) / gap
+    assert np.linalg.norm(P - P_ref) < 1e-4 * np.linalg.norm(P_ref)
+    assert eigenbasis.krylov_pays(2000, 32) and not eigenbasis.krylov_pays(1000, 32)
+    assert not eigenbasis.krylov_pays(eigenbasis.KRYLOV_MIN_N - 1, 1)  # small problems: the exact route

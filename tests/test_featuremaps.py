@@ -1,6 +1,7 @@
 """Explicit feature maps and Nystrom landmarks (kernel_ssl_jax/featuremaps.py)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -94,3 +95,21 @@ def test_bad_landmarks():
         featuremaps.select_landmarks(KERNEL, X, 21, key=jax.random.key(0))
     with pytest.raises(ValueError, match="PRNG key"):
         featuremaps.feature_map(KERNEL, "nystrom", n_features=4, points=X)
+
+
+def test_nystrom_cholesky_projection_is_a_rotation_of_the_eigendecomposition():
+    # A well-conditioned K_mm gives proj = L^-1 (lower triangular): against numpy's diag(s^-1/2) U^T, the same
+    # kernel psi(x) . psi(y) and proj^T proj = K_mm^-1; the condition estimate within a factor 2 of numpy's.
+    X = clustered()
+    fm = featuremaps.feature_map(KERNEL, "nystrom", n_features=24, key=jax.random.key(0), points=X,
+                                 landmarks="kmeans++")
+    proj = np.asarray(fm.proj)
+    assert fm.dim == 24 and not np.any(np.triu(proj, 1))
+    Kmm = np.asarray(kssl.gram(KERNEL, fm.landmarks))
+    s, U = np.linalg.eigh(Kmm)
+    ref = (U / np.sqrt(s)).T @ np.asarray(kssl.gram(KERNEL, fm.landmarks, X))
+    Psi = np.asarray(fm.batch(X))
+    np.testing.assert_allclose(Psi @ Psi.T, ref.T @ ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(proj.T @ proj, np.linalg.inv(Kmm), rtol=1e-8, atol=1e-8)
+    cond = float(featuremaps._inverse_cholesky(jnp.asarray(Kmm))[1])
+    assert s.max() / s.min() / 2 < cond <= s.max() / s.min() * (1 + 1e-8)

@@ -155,3 +155,48 @@ def test_sparse_rows_of_a_graph():
     assert isinstance(rows, tuple) and rows[0].shape[1] <= N // 8
     np.testing.assert_allclose(spectral._times(rows, R), np.asarray(A) @ R, rtol=1e-14, atol=1e-12)
     assert isinstance(spectral._rows(np.ones((N, N))), np.ndarray)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The block Krylov route ("dense-krylov"); at N = 40 it is forced (`_krylov_applies` takes it from
+# N = `eigenbasis.KRYLOV_MIN_N`)
+
+
+@pytest.mark.parametrize("lam,neighbours,dtype", [(1e-3, 4, np.float64), (1.0, 1, np.float64), (0.1, 1, np.float32)])
+def test_dense_krylov_equals_the_exact_routes(monkeypatch, lam, neighbours, dtype):
+    X, A, k = data(k=neighbours)
+    exact = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, eigensolver="exact")
+    eigh = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, rcond=0.0)
+    monkeypatch.setattr(spectral, "_krylov_applies", lambda N, dim: True)
+    monkeypatch.setattr(spectral, "KRYLOV_DEPTH", 3)  # 56 columns: every direction of the N = 40 problem
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=lam, dtype=dtype, method="dense")
+    assert (exact.method, eigh.method, sol.method, sol.reason) == ("dense-cholesky", "dense-eigh", "dense-krylov", "")
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert float(sol.loss) == pytest.approx(float(exact.loss), rel=rtol)
+    assert float(sol.loss) == pytest.approx(float(eigh.loss), rel=rtol)
+    np.testing.assert_allclose(sol.eigenvalues, exact.eigenvalues, rtol=rtol)
+    Xt = np.random.default_rng(5).normal(size=(7, D_IN)).astype(dtype)
+    assert rel(sol.induced_kernel(Xt), exact.induced_kernel(Xt)) < (1e-8 if dtype == np.float64 else 1e-3)
+
+
+def test_dense_krylov_falls_back_to_the_exact_solver(monkeypatch):
+    # One pass of a one-block Krylov space (subspace iteration, one step) does not converge: the exact route runs.
+    X, A, k = data(k=1)
+    monkeypatch.setattr(spectral, "_krylov_applies", lambda N, dim: True)
+    monkeypatch.setattr(spectral, "KRYLOV_DEPTH", 0)
+    monkeypatch.setattr(spectral, "KRYLOV_PASSES", 1)
+    sol = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1)
+    ref = kssl.solve("contrastive", X, A, kernel=k, dim=DIM, lam=0.1, rcond=0.0)
+    assert sol.method == "dense-cholesky" and "did not converge in 1 passes" in sol.reason
+    assert float(sol.loss) == pytest.approx(float(ref.loss), rel=1e-10)
+
+
+def test_dense_krylov_route_choice_and_no_host_round_trip_on_an_accelerator():
+    assert not spectral._krylov_applies(N, DIM) and spectral._krylov_applies(2000, 32)
+    X, A, k = data(k=1)
+    K = kernels.gram(k, jnp.asarray(X))
+    lowered = spectral._dense_krylov.trace(K, spectral._rows(A), 0.1, DIM, 2, 1)
+    assert "callback" in lowered.lower().as_text()  # LAPACK's Cholesky on CPU
+    assert "callback" not in lowered.lower(lowering_platforms=("cuda",)).as_text()
+    with pytest.raises(ValueError, match="eigensolver must be one of"):
+        kssl.solve("contrastive", X, A, kernel=k, dim=DIM, eigensolver="arpack")
