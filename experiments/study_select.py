@@ -41,7 +41,7 @@ GRAPHS = ("cliques", "knn", "both")
 
 
 def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, normalizations=("none",),
-             rconds=None) -> dict:
+             rconds=None, val_sizes=()) -> dict:
     cfg = config.validate({**cfg, "data": {**cfg["data"], "seed": seed}, "views": {**cfg["views"], "seed": seed},
                            "eval": {**cfg["eval"], "seed": seed}, "select": {**cfg["select"], "seed": seed,
                                                                              "enabled": True}})
@@ -49,6 +49,10 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
     ds, sel, ev = prep.ds, cfg["select"], cfg["eval"]
     n_classes = int(ds.n_classes)
     proto = select.protocol(ds.y_train, ev["labels_per_class"], sel)
+    # Larger validation subsets (--val-sizes): only the validation score of each SSL row's chosen point is kept,
+    # for ranking the rows across development seeds (select.rank_methods); the test rows use `proto`.
+    extra = {v: select.protocol(ds.y_train, ev["labels_per_class"], {**sel, "val_per_class": v}) for v in val_sizes}
+    val_extra = {str(v): {} for v in val_sizes}
     grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress)
     knn = cfg["graph"]["knn"]
     graphs = {
@@ -70,6 +74,8 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
             cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes)
             key = f"{objective} [{label}]"
             rows[key], choices[key] = experiment.score_selected(cands, proto, prep, "knn, selected")
+            for v, p in extra.items():
+                val_extra[str(v)][key] = {b: c["val_accuracy"] for b, c in select.choose(cands, p, ds.y_train).items()}
             progress.note(f"seed {seed}: {key}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[key].items())
                           + f" ({time.perf_counter() - t:.0f} s)")
     rows["base_kernel"], choices["base_kernel"] = experiment.score_selected(
@@ -82,7 +88,7 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
                                                      if "1" in r) + f" ({time.perf_counter() - t:.0f} s)")
     graph_edges = {name: int((np.count_nonzero(np.asarray(A)) - A.shape[0]) // 2) for name, A in graphs.items()}
     return {"seed": seed, "knn": knn, "n_views": cfg["views"]["n_views"], "graph_edges": graph_edges,
-            "val_labels": int(proto.val_idx.size),
+            "val_labels": int(proto.val_idx.size), "val_extra": val_extra,
             "rows": {m: {b: {"mean": e["mean"], "std": e["std"], "draws": e["draws"], "params": e["params"]}
                          for b, e in r.items()} for m, r in rows.items()},
             "choices": {m: {b: {"params": c["params"], "val_accuracy": c["val_accuracy"]} for b, c in r.items()}
@@ -107,6 +113,35 @@ def with_selected(per_seed: list[dict], budgets) -> list[dict]:
     return out
 
 
+def ssl_rows(per_seed: list[dict]) -> list[str]:
+    return [m for m in per_seed[0]["rows"] if "[" in m and m != SELECTED]
+
+
+def method_ranking(per_seed: list[dict], val_per_class: int | None = None) -> dict[str, list[dict]]:
+    """`select.rank_methods` over the SSL rows of development seeds: by the validation score of each row's chosen
+    point on the study's own validation subset (`val_per_class` None) or on a larger one recorded by --val-sizes."""
+    rows = ssl_rows(per_seed)
+    if val_per_class is None:
+        scores = [{m: {b: c["val_accuracy"] for b, c in s["choices"][m].items()} for m in rows} for s in per_seed]
+    else:
+        scores = [{m: s["val_extra"][str(val_per_class)][m] for m in rows} for s in per_seed]
+    return select.rank_methods(scores)
+
+
+def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: str) -> str:
+    """The ranking by validation, with each row's TEST mean on the same seeds beside it (read after the choice)."""
+    lines = [f"\nmethods ranked by mean VALIDATION accuracy over {len(per_seed)} development seeds ({what}); "
+             "the test column is shown after the fact and took no part in the ranking"]
+    for b, rank in ranking.items():
+        lines += ["", f"budget {b}{' (mean over budgets)' if b == 'mean' else ' labels/class'}:", "",
+                  "| rank | method | validation (mean ± se over seeds) | test (dev seeds) |", "|---|---|---|---|"]
+        for i, r in enumerate(rank):
+            budgets = [k for k in ranking if k != "mean"] if b == "mean" else [b]
+            test = np.mean([s["rows"][r["method"]][k]["mean"] for s in per_seed for k in budgets])
+            lines.append(f"| {i + 1} | {r['method']} | {r['val_accuracy']:.3f} ± {r['se']:.3f} | {test:.3f} |")
+    return "\n".join(lines)
+
+
 def summarise(per_seed: list[dict], budgets) -> str:
     per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
@@ -121,12 +156,12 @@ def summarise(per_seed: list[dict], budgets) -> str:
             lines.append(f"| {m} | {means.mean():.3f} ± {means.std(ddof=1) if len(means) > 1 else 0:.3f} | "
                          f"{stds.mean():.3f} | {' '.join(f'{v:.3f}' for v in means)} |")
         lines.append(f"\n{SELECTED} per seed: " + "; ".join(s["rows"][SELECTED][b]["row"] for s in per_seed))
-        ssl_rows = [m for m in methods if "[" in m and m != SELECTED]
-        best = max(ssl_rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
+        rows = ssl_rows(per_seed)
+        best = max(rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
         for ref, what in ((SELECTED, "selected on validation"), (best, "the best row by mean TEST accuracy")):
             lines += ["", f"paired differences (same split, views and label draws) of {ref} ({what}):"]
             for m in methods:
-                if m in (best, SELECTED) or m in ssl_rows and "[both" not in m:
+                if m in (best, SELECTED) or m in rows and "[both" not in m:
                     continue
                 d = np.array([np.mean(np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
                               for s in per_seed])
@@ -152,11 +187,32 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (as kssl run --set), e.g. views.n_views=4")
     parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
+    parser.add_argument("--val-sizes", type=int, nargs="+", default=[],
+                        help="also score every SSL row's grid on larger validation subsets (per class, from the "
+                             "training split) for --select-method-on")
     parser.add_argument("--summarise", metavar="JSON", help="print the tables of a finished (or partial) --out file")
+    parser.add_argument("--select-method-on", choices=["validation"], default=None,
+                        help="with --summarise: rank the SSL rows by mean validation accuracy over the seeds of the "
+                             "file (development seeds), per budget and over budgets (select.rank_methods)")
+    parser.add_argument("--ranking-out", metavar="JSON", help="with --select-method-on: write the rankings there")
     args = parser.parse_args(argv)
     if args.summarise:
         saved = json.loads(Path(args.summarise).read_text())
-        print(summarise(saved["per_seed"], saved["config"]["eval"]["labels_per_class"]))
+        if args.select_method_on != "validation":
+            print(summarise(saved["per_seed"], saved["config"]["eval"]["labels_per_class"]))
+            return 0
+        per_seed = saved["per_seed"]
+        sizes = [None] + sorted(int(v) for v in per_seed[0].get("val_extra", {}))
+        rankings = {}
+        for v in sizes:
+            ranking = method_ranking(per_seed, v)
+            what = (f"{per_seed[0]['val_labels']} validation labels per seed" if v is None
+                    else f"{v} validation labels per class per seed")
+            print(format_ranking(per_seed, ranking, what))
+            rankings["protocol" if v is None else f"val_per_class={v}"] = ranking
+        if args.ranking_out:
+            Path(args.ranking_out).write_text(json.dumps({"seeds": [s["seed"] for s in per_seed],
+                                                          "rankings": rankings}, indent=1))
         return 0
     start = time.perf_counter()
     cfg = config.load_config(overrides=['eval.labels_per_class=[1, 2, 5]', *args.overrides])
@@ -166,7 +222,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         per_seed.append(one_seed(cfg, seed, args.objectives, progress, args.graphs, args.normalize,
-                                 args.rcond))
+                                 args.rcond, args.val_sizes))
         out.write_text(json.dumps({"config": cfg, "overrides": args.overrides, "per_seed": per_seed}, indent=1))
     print(f"\n{len(per_seed)} seeds; views: {cfg['views']}; graph.knn = {cfg['graph']['knn']}; "
           f"validation labels: {per_seed[0]['val_labels']} (from the training split); label draws per seed: "
