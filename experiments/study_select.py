@@ -134,11 +134,16 @@ def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: s
              "the test column is shown after the fact and took no part in the ranking"]
     for b, rank in ranking.items():
         lines += ["", f"budget {b}{' (mean over budgets)' if b == 'mean' else ' labels/class'}:", "",
-                  "| rank | method | validation (mean ± se over seeds) | test (dev seeds) |", "|---|---|---|---|"]
+                  "| rank | method | validation (mean ± se over seeds) | − first, paired (± se) | test (dev seeds) |",
+                  "|---|---|---|---|---|"]
+        top = np.array(rank[0]["per_seed"])
         for i, r in enumerate(rank):
             budgets = [k for k in ranking if k != "mean"] if b == "mean" else [b]
             test = np.mean([s["rows"][r["method"]][k]["mean"] for s in per_seed for k in budgets])
-            lines.append(f"| {i + 1} | {r['method']} | {r['val_accuracy']:.3f} ± {r['se']:.3f} | {test:.3f} |")
+            d = (np.array(r["per_seed"]) - top) * 100
+            se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
+            lines.append(f"| {i + 1} | {r['method']} | {r['val_accuracy']:.3f} ± {r['se']:.3f} | "
+                         f"{d.mean():+.1f} ± {se:.1f} | {test:.3f} |")
     return "\n".join(lines)
 
 
