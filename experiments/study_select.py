@@ -22,6 +22,8 @@ Usage:
   python experiments/study_select.py --seeds 1 2 3 --graphs both --normalize none sym --rcond 1e-9 1e-5 \
       --set ssl.rcond=1e-9 --out runs/study_select_rcond.json     # graph weighting x spectral cut-off
   python experiments/study_select.py --summarise runs/study_select_rcond.json   # tables of a saved (partial) run
+  python experiments/study_select.py --summarise runs/dev_trans.json=trans runs/dev_ind.json=ind \
+      --select-method-on validation       # rank the SSL rows of both files by mean validation accuracy over seeds
 """
 
 from __future__ import annotations
@@ -147,6 +149,29 @@ def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: s
     return "\n".join(lines)
 
 
+def merge(saved: list[tuple[str, dict]]) -> list[dict]:
+    """The per-seed results of several --out files over the SAME seeds (e.g. the transductive and the inductive
+    study: same split, validation subset and draws), as one: every SSL row of a file is renamed `<row> (<tag>)`;
+    the other rows (base kernel, peers) come from the first file that has them."""
+    seeds = [[s["seed"] for s in d["per_seed"]] for _, d in saved]
+    if any(x != seeds[0] for x in seeds):
+        raise SystemExit(f"--summarise: the files hold different seeds {seeds}; merging needs the same seeds")
+    out = []
+    for i, seed in enumerate(seeds[0]):
+        rows, choices, val_extra = {}, {}, {}
+        for tag, d in saved:
+            s = d["per_seed"][i]
+            for m in s["rows"]:
+                name = f"{m} ({tag})" if "[" in m else m
+                if name not in rows:
+                    rows[name], choices[name] = s["rows"][m], s["choices"][m]
+            for v, per in s.get("val_extra", {}).items():
+                val_extra.setdefault(v, {}).update({f"{m} ({tag})": x for m, x in per.items()})
+        out.append({**saved[0][1]["per_seed"][i], "seed": seed, "rows": rows, "choices": choices,
+                    "val_extra": val_extra})
+    return out
+
+
 def summarise(per_seed: list[dict], budgets) -> str:
     per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
@@ -195,18 +220,22 @@ def main(argv=None) -> int:
     parser.add_argument("--val-sizes", type=int, nargs="+", default=[],
                         help="also score every SSL row's grid on larger validation subsets (per class, from the "
                              "training split) for --select-method-on")
-    parser.add_argument("--summarise", metavar="JSON", help="print the tables of a finished (or partial) --out file")
+    parser.add_argument("--summarise", metavar="JSON[=TAG]", nargs="+",
+                        help="print the tables of a finished (or partial) --out file; several files over the same "
+                             "seeds are merged, their SSL rows tagged (the file's stem, or TAG)")
     parser.add_argument("--select-method-on", choices=["validation"], default=None,
                         help="with --summarise: rank the SSL rows by mean validation accuracy over the seeds of the "
                              "file (development seeds), per budget and over budgets (select.rank_methods)")
     parser.add_argument("--ranking-out", metavar="JSON", help="with --select-method-on: write the rankings there")
     args = parser.parse_args(argv)
     if args.summarise:
-        saved = json.loads(Path(args.summarise).read_text())
+        files = [(f.partition("=")[2] or Path(f.partition("=")[0]).stem,
+                  json.loads(Path(f.partition("=")[0]).read_text())) for f in args.summarise]
+        saved = files[0][1]
+        per_seed = saved["per_seed"] if len(files) == 1 else merge(files)
         if args.select_method_on != "validation":
-            print(summarise(saved["per_seed"], saved["config"]["eval"]["labels_per_class"]))
+            print(summarise(per_seed, saved["config"]["eval"]["labels_per_class"]))
             return 0
-        per_seed = saved["per_seed"]
         sizes = [None] + sorted(int(v) for v in per_seed[0].get("val_extra", {}))
         rankings = {}
         for v in sizes:
