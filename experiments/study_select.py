@@ -43,7 +43,7 @@ GRAPHS = ("cliques", "knn", "both")
 
 
 def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, normalizations=("none",),
-             rconds=None, val_sizes=()) -> dict:
+             rconds=None, val_sizes=(), extension_ridges=()) -> dict:
     cfg = config.validate({**cfg, "data": {**cfg["data"], "seed": seed}, "views": {**cfg["views"], "seed": seed},
                            "eval": {**cfg["eval"], "seed": seed}, "select": {**cfg["select"], "seed": seed,
                                                                              "enabled": True}})
@@ -73,13 +73,19 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
             A = _graphs.normalize(graphs[name], kind=norm)
             label = ", ".join([name] + ([norm] if norm != "none" else []) + ([f"rcond {rc:g}"] if len(rconds) > 1
                                                                               else []))
-            cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes)
+            ridges = [0.0, *extension_ridges] if extension_ridges else []
+            cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes, ridges)
             key = f"{objective} [{label}]"
-            rows[key], choices[key] = experiment.score_selected(cands, proto, prep, "knn, selected")
-            for v, p in extra.items():
-                val_extra[str(v)][key] = {b: c["val_accuracy"] for b, c in select.choose(cands, p, ds.y_train).items()}
-            progress.note(f"seed {seed}: {key}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[key].items())
-                          + f" ({time.perf_counter() - t:.0f} s)")
+            # With --extension-ridge: the row without the extension (ridge 0) and the row whose grid also has the
+            # kernel-ridge out-of-sample extension (spectral.extend), from the same solves.
+            for k, cs in ((key, [c for c in cands if not c.params.get("extension_ridge")]),
+                          *(((f"{key[:-1]}, ext]", cands),) if ridges else ())):
+                rows[k], choices[k] = experiment.score_selected(cs, proto, prep, "knn, selected")
+                for v, p in extra.items():
+                    val_extra[str(v)][k] = {b: c["val_accuracy"] for b, c in select.choose(cs, p, ds.y_train).items()}
+            for k in [key] + ([f"{key[:-1]}, ext]"] if ridges else []):
+                progress.note(f"seed {seed}: {k}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[k].items())
+                              + f" ({time.perf_counter() - t:.0f} s)")
     rows["base_kernel"], choices["base_kernel"] = experiment.score_selected(
         experiment.base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge")
     t = time.perf_counter()
@@ -220,6 +226,9 @@ def main(argv=None) -> int:
     parser.add_argument("--val-sizes", type=int, nargs="+", default=[],
                         help="also score every SSL row's grid on larger validation subsets (per class, from the "
                              "training split) for --select-method-on")
+    parser.add_argument("--extension-ridge", type=float, nargs="+", default=[],
+                        help="also rows `<row>, ext` whose grid adds the kernel-ridge out-of-sample extension of each "
+                             "solution (spectral.extend) at these ridges (units of the Gram's eigenvalues)")
     parser.add_argument("--summarise", metavar="JSON[=TAG]", nargs="+",
                         help="print the tables of a finished (or partial) --out file; several files over the same "
                              "seeds are merged, their SSL rows tagged (the file's stem, or TAG)")
@@ -256,7 +265,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         per_seed.append(one_seed(cfg, seed, args.objectives, progress, args.graphs, args.normalize,
-                                 args.rcond, args.val_sizes))
+                                 args.rcond, args.val_sizes, args.extension_ridge))
         out.write_text(json.dumps({"config": cfg, "overrides": args.overrides, "per_seed": per_seed}, indent=1))
     print(f"\n{len(per_seed)} seeds; views: {cfg['views']}; graph.knn = {cfg['graph']['knn']}; "
           f"validation labels: {per_seed[0]['val_labels']} (from the training split); label draws per seed: "
