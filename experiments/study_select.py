@@ -103,6 +103,7 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
                         for m, r in choices.items()}}
 
 
+DERIVED = "kernel SSL ["  # rows made from other rows (not SSL rows themselves)
 SELECTED = "kernel SSL [selected]"
 
 
@@ -112,17 +113,36 @@ def with_selected(per_seed: list[dict], budgets) -> list[dict]:
     the union of the rows' grids. Unlike the best row by mean test accuracy, it reads no test label."""
     out = []
     for s in per_seed:
-        ssl_rows = [m for m in s["rows"] if "[" in m and m != SELECTED]
+        rows = [m for m in s["rows"] if "[" in m and not m.startswith(DERIVED)]
         row = {}
         for b in (str(b) for b in budgets):
-            m = max(ssl_rows, key=lambda m: s["choices"][m][b]["val_accuracy"])  # max keeps the first of ties
+            m = max(rows, key=lambda m: s["choices"][m][b]["val_accuracy"])  # max keeps the first of ties
             row[b] = {**s["rows"][m][b], "row": m}
         out.append({**s, "rows": {**s["rows"], SELECTED: row}})
     return out
 
 
 def ssl_rows(per_seed: list[dict]) -> list[str]:
-    return [m for m in per_seed[0]["rows"] if "[" in m and m != SELECTED]
+    return [m for m in per_seed[0]["rows"] if "[" in m and not m.startswith(DERIVED)]
+
+
+def with_chosen(per_seed: list[dict], rankings: dict, key: str) -> tuple[list[dict], str]:
+    """Adds the row `kernel SSL [dev-chosen, <key>]`: per budget, the SSL row ranked first in `rankings[key]` (a
+    --ranking-out file of DEVELOPMENT seeds: chosen on their validation labels before these seeds were run), the same
+    row on every seed. Returns the results and the row's name."""
+    name = f"{DERIVED}dev-chosen, {key}]"
+    ranking = rankings["rankings"][key]
+    missing = {b: rank[0]["method"] for b, rank in ranking.items()
+               if b != "mean" and rank[0]["method"] not in per_seed[0]["rows"]}
+    if missing:
+        print(f"--chosen {key}: no row {missing} in the summarised files (tag the files as in the ranking, FILE=TAG); "
+              "those budgets are left out", file=sys.stderr)
+    out = []
+    for s in per_seed:
+        row = {b: {**s["rows"][rank[0]["method"]][b], "row": rank[0]["method"]}
+               for b, rank in ranking.items() if b != "mean" and b not in missing}
+        out.append({**s, "rows": {**s["rows"], name: row}})
+    return out, name
 
 
 def method_ranking(per_seed: list[dict], val_per_class: int | None = None) -> dict[str, list[dict]]:
@@ -160,25 +180,29 @@ def merge(saved: list[tuple[str, dict]]) -> list[dict]:
     study: same split, validation subset and draws), as one: every SSL row of a file is renamed `<row> (<tag>)`;
     the other rows (base kernel, peers) come from the first file that has them."""
     seeds = [[s["seed"] for s in d["per_seed"]] for _, d in saved]
-    if any(x != seeds[0] for x in seeds):
-        raise SystemExit(f"--summarise: the files hold different seeds {seeds}; merging needs the same seeds")
+    common = [x for x in seeds[0] if all(x in other for other in seeds)]
+    if common != seeds[0] or any(len(x) != len(common) for x in seeds):
+        print(f"--summarise: the seeds common to every file: {common} (of {seeds})", file=sys.stderr)
     out = []
-    for i, seed in enumerate(seeds[0]):
+    for seed in common:
         rows, choices, val_extra = {}, {}, {}
         for tag, d in saved:
-            s = d["per_seed"][i]
+            s = next(x for x in d["per_seed"] if x["seed"] == seed)
             for m in s["rows"]:
                 name = f"{m} ({tag})" if "[" in m else m
                 if name not in rows:
                     rows[name], choices[name] = s["rows"][m], s["choices"][m]
             for v, per in s.get("val_extra", {}).items():
                 val_extra.setdefault(v, {}).update({f"{m} ({tag})": x for m, x in per.items()})
-        out.append({**saved[0][1]["per_seed"][i], "seed": seed, "rows": rows, "choices": choices,
+        first = next(x for x in saved[0][1]["per_seed"] if x["seed"] == seed)
+        out.append({**first, "seed": seed, "rows": rows, "choices": choices,
                     "val_extra": val_extra})
     return out
 
 
-def summarise(per_seed: list[dict], budgets) -> str:
+def summarise(per_seed: list[dict], budgets, refs=()) -> str:
+    """Tables per budget and the paired differences of `kernel SSL [selected]`, of the rows `refs` (e.g. rows
+    chosen on development seeds) and of the best row by mean TEST accuracy (shown, never a claim)."""
     per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
     lines = []
@@ -186,27 +210,32 @@ def summarise(per_seed: list[dict], budgets) -> str:
         lines += [f"\n{b} label{'s' if b != '1' else ''}/class: test accuracy, mean ± std over {len(per_seed)} seeds "
                   "(in brackets: mean std over label draws)", "",
                   "| method | accuracy | draws std | per seed |", "|---|---|---|---|"]
-        for m in methods:
+        for m in [m for m in methods if b in per_seed[0]["rows"][m]]:
             means = np.array([s["rows"][m][b]["mean"] for s in per_seed])
             stds = np.array([s["rows"][m][b]["std"] for s in per_seed])
             lines.append(f"| {m} | {means.mean():.3f} ± {means.std(ddof=1) if len(means) > 1 else 0:.3f} | "
                          f"{stds.mean():.3f} | {' '.join(f'{v:.3f}' for v in means)} |")
         lines.append(f"\n{SELECTED} per seed: " + "; ".join(s["rows"][SELECTED][b]["row"] for s in per_seed))
+        refs_b = [r for r in refs if b in per_seed[0]["rows"][r]]
+        for ref in refs_b:
+            lines.append(f"{ref}: {per_seed[0]['rows'][ref][b]['row']}")
         rows = ssl_rows(per_seed)
         best = max(rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
-        for ref, what in ((SELECTED, "selected on validation"), (best, "the best row by mean TEST accuracy")):
+        for ref, what in ((SELECTED, "selected on validation per seed"),
+                          *((r, "chosen on development seeds") for r in refs_b),
+                          (best, "the best row by mean TEST accuracy")):
             lines += ["", f"paired differences (same split, views and label draws) of {ref} ({what}):"]
             for m in methods:
-                if m in (best, SELECTED) or m in rows and "[both" not in m:
+                if m == ref or m.startswith(DERIVED) or m in rows and "[both" not in m:
                     continue
                 d = np.array([np.mean(np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
                               for s in per_seed])
                 dd = np.concatenate([np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"])
                                      for s in per_seed])
                 se = dd.std(ddof=1) / np.sqrt(dd.size) if dd.size > 1 else 0.0
-                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} points (per seed "
-                             f"{' '.join(f'{v * 100:+.1f}' for v in d)}; standard error over {dd.size} paired "
-                             f"draws {se * 100:.1f})")
+                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} ± {se * 100:.1f} points (± the standard "
+                             f"error over {dd.size} paired draws; ahead on {int(np.sum(d > 0))} of {d.size} seeds: "
+                             f"{' '.join(f'{v * 100:+.1f}' for v in d)})")
     return "\n".join(lines)
 
 
@@ -236,14 +265,23 @@ def main(argv=None) -> int:
                         help="with --summarise: rank the SSL rows by mean validation accuracy over the seeds of the "
                              "file (development seeds), per budget and over budgets (select.rank_methods)")
     parser.add_argument("--ranking-out", metavar="JSON", help="with --select-method-on: write the rankings there")
+    parser.add_argument("--chosen", metavar="RANKING_JSON=KEY", nargs="+", default=[],
+                        help="with --summarise: add the row `kernel SSL [dev-chosen, KEY]`, the first row of the "
+                             "ranking KEY (e.g. protocol, val_per_class=20) of a --ranking-out file of development "
+                             "seeds, with its paired differences")
     args = parser.parse_args(argv)
     if args.summarise:
         files = [(f.partition("=")[2] or Path(f.partition("=")[0]).stem,
                   json.loads(Path(f.partition("=")[0]).read_text())) for f in args.summarise]
         saved = files[0][1]
-        per_seed = saved["per_seed"] if len(files) == 1 else merge(files)
+        per_seed = saved["per_seed"] if len(files) == 1 and "=" not in args.summarise[0] else merge(files)
         if args.select_method_on != "validation":
-            print(summarise(per_seed, saved["config"]["eval"]["labels_per_class"]))
+            refs = []
+            for c in args.chosen:
+                path, _, key = c.partition("=")
+                per_seed, name = with_chosen(per_seed, json.loads(Path(path).read_text()), key or "protocol")
+                refs.append(name)
+            print(summarise(per_seed, saved["config"]["eval"]["labels_per_class"], refs))
             return 0
         sizes = [None] + sorted(int(v) for v in per_seed[0].get("val_extra", {}))
         rankings = {}
