@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax.lab import config, experiment, select
@@ -164,7 +165,7 @@ def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: s
         lines += ["", f"budget {b}{' (mean over budgets)' if b == 'mean' else ' labels/class'}:", "",
                   "| rank | method | validation (mean ± se over seeds) | − first, paired (± se) | test (dev seeds) |",
                   "|---|---|---|---|---|"]
-        top = np.array(rank[0]["per_seed"])
+        top, tests = np.array(rank[0]["per_seed"]), []
         for i, r in enumerate(rank):
             budgets = [k for k in ranking if k != "mean"] if b == "mean" else [b]
             test = np.mean([s["rows"][r["method"]][k]["mean"] for s in per_seed for k in budgets])
@@ -172,6 +173,10 @@ def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: s
             se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
             lines.append(f"| {i + 1} | {r['method']} | {r['val_accuracy']:.3f} ± {r['se']:.3f} | "
                          f"{d.mean():+.1f} ± {se:.1f} | {test:.3f} |")
+            tests.append(test)
+        # How well the criterion tracks the test accuracy of the dev seeds (a diagnostic of the criterion only).
+        rho = scipy.stats.spearmanr([r["val_accuracy"] for r in rank], tests).statistic
+        lines.append(f"\nSpearman rank correlation of validation and test over the {len(rank)} rows: {rho:+.2f}")
     return "\n".join(lines)
 
 
