@@ -264,8 +264,9 @@ def main(argv=None) -> int:
                         help="also rows `<row>, ext` whose grid adds the kernel-ridge out-of-sample extension of each "
                              "solution (spectral.extend) at these ridges (units of the Gram's eigenvalues)")
     parser.add_argument("--summarise", metavar="JSON[=TAG]", nargs="+",
-                        help="print the tables of a finished (or partial) --out file; several files over the same "
-                             "seeds are merged, their SSL rows tagged (the file's stem, or TAG)")
+                        help="print the tables of a finished (or partial) --out file; several files are merged over "
+                             "their common seeds, their SSL rows tagged (the file's stem, or TAG); files with the "
+                             "same TAG are one study over more seeds")
     parser.add_argument("--select-method-on", choices=["validation"], default=None,
                         help="with --summarise: rank the SSL rows by mean validation accuracy over the seeds of the "
                              "file (development seeds), per budget and over budgets (select.rank_methods)")
@@ -276,8 +277,15 @@ def main(argv=None) -> int:
                              "seeds, with its paired differences")
     args = parser.parse_args(argv)
     if args.summarise:
-        files = [(f.partition("=")[2] or Path(f.partition("=")[0]).stem,
-                  json.loads(Path(f.partition("=")[0]).read_text())) for f in args.summarise]
+        files = []  # files with the same TAG hold different seeds of one study: their seeds are concatenated
+        for f in args.summarise:
+            tag, saved = f.partition("=")[2] or Path(f.partition("=")[0]).stem, json.loads(
+                Path(f.partition("=")[0]).read_text())
+            same = [d for t, d in files if t == tag]
+            if same:
+                same[0]["per_seed"] += saved["per_seed"]
+            else:
+                files.append((tag, saved))
         saved = files[0][1]
         per_seed = saved["per_seed"] if len(files) == 1 and "=" not in args.summarise[0] else merge(files)
         if args.select_method_on != "validation":
