@@ -222,16 +222,17 @@ def summarise(per_seed: list[dict], budgets, refs=()) -> str:
                          f"{stds.mean():.3f} | {' '.join(f'{v:.3f}' for v in means)} |")
         lines.append(f"\n{SELECTED} per seed: " + "; ".join(s["rows"][SELECTED][b]["row"] for s in per_seed))
         refs_b = [r for r in refs if b in per_seed[0]["rows"][r]]
-        for ref in refs_b:
+        for ref in [r for r in refs_b if r.startswith(DERIVED)]:
             lines.append(f"{ref}: {per_seed[0]['rows'][ref][b]['row']}")
         rows = ssl_rows(per_seed)
         best = max(rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
         for ref, what in ((SELECTED, "selected on validation per seed"),
-                          *((r, "chosen on development seeds") for r in refs_b),
+                          *((r, "chosen on development seeds" if r.startswith(DERIVED) else "named by --rows")
+                            for r in refs_b),
                           (best, "the best row by mean TEST accuracy")):
             lines += ["", f"paired differences (same split, views and label draws) of {ref} ({what}):"]
             for m in methods:
-                if m == ref or m.startswith(DERIVED) or m in rows and "[both" not in m:
+                if m == ref or m.startswith(DERIVED) or m in rows and "[both" not in m and m not in refs:
                     continue
                 d = np.array([np.mean(np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
                               for s in per_seed])
@@ -275,6 +276,8 @@ def main(argv=None) -> int:
                         help="with --summarise: add the row `kernel SSL [dev-chosen, KEY]`, the first row of the "
                              "ranking KEY (e.g. protocol, val_per_class=20) of a --ranking-out file of development "
                              "seeds, with its paired differences")
+    parser.add_argument("--rows", nargs="+", default=[], metavar="ROW",
+                        help="with --summarise: also the paired differences of these rows against every other row")
     args = parser.parse_args(argv)
     if args.summarise:
         files = []  # files with the same TAG hold different seeds of one study: their seeds are concatenated
@@ -294,7 +297,7 @@ def main(argv=None) -> int:
                 path, _, key = c.partition("=")
                 per_seed, name = with_chosen(per_seed, json.loads(Path(path).read_text()), key or "protocol")
                 refs.append(name)
-            print(summarise(per_seed, saved["config"]["eval"]["labels_per_class"], refs))
+            print(summarise(per_seed, saved["config"]["eval"]["labels_per_class"], refs + args.rows))
             return 0
         sizes = [None] + sorted(int(v) for v in per_seed[0].get("val_extra", {}))
         rankings = {}
