@@ -24,6 +24,8 @@ Usage:
   python experiments/study_select.py --summarise runs/study_select_rcond.json   # tables of a saved (partial) run
   python experiments/study_select.py --summarise runs/dev_trans.json=trans runs/dev_ind.json=ind \
       --select-method-on validation       # rank the SSL rows of both files by mean validation accuracy over seeds
+  python experiments/study_select.py --summarise runs/eval_trans.json=trans \
+      --chosen runs/dev_ranking.json=protocol   # fresh seeds: the row ranked first on the development seeds
 """
 
 from __future__ import annotations
