@@ -22,6 +22,10 @@ Usage:
   python experiments/study_select.py --seeds 1 2 3 --graphs both --normalize none sym --rcond 1e-9 1e-5 \
       --set ssl.rcond=1e-9 --out runs/study_select_rcond.json     # graph weighting x spectral cut-off
   python experiments/study_select.py --summarise runs/study_select_rcond.json   # tables of a saved (partial) run
+  python experiments/study_select.py --summarise runs/dev_trans.json=trans runs/dev_ind.json=ind \
+      --select-method-on validation       # rank the SSL rows of both files by mean validation accuracy over seeds
+  python experiments/study_select.py --summarise runs/eval_trans.json=trans \
+      --chosen runs/dev_ranking.json=protocol   # fresh seeds: the row ranked first on the development seeds
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 
 from kernel_ssl_jax import graphs as _graphs
 from kernel_ssl_jax.lab import config, experiment, select
@@ -41,7 +46,7 @@ GRAPHS = ("cliques", "knn", "both")
 
 
 def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, normalizations=("none",),
-             rconds=None) -> dict:
+             rconds=None, val_sizes=(), extension_ridges=()) -> dict:
     cfg = config.validate({**cfg, "data": {**cfg["data"], "seed": seed}, "views": {**cfg["views"], "seed": seed},
                            "eval": {**cfg["eval"], "seed": seed}, "select": {**cfg["select"], "seed": seed,
                                                                              "enabled": True}})
@@ -49,6 +54,10 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
     ds, sel, ev = prep.ds, cfg["select"], cfg["eval"]
     n_classes = int(ds.n_classes)
     proto = select.protocol(ds.y_train, ev["labels_per_class"], sel)
+    # Larger validation subsets (--val-sizes): only the validation score of each SSL row's chosen point is kept,
+    # for ranking the rows across development seeds (select.rank_methods); the test rows use `proto`.
+    extra = {v: select.protocol(ds.y_train, ev["labels_per_class"], {**sel, "val_per_class": v}) for v in val_sizes}
+    val_extra = {str(v): {} for v in val_sizes}
     grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress)
     knn = cfg["graph"]["knn"]
     graphs = {
@@ -67,11 +76,19 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
             A = _graphs.normalize(graphs[name], kind=norm)
             label = ", ".join([name] + ([norm] if norm != "none" else []) + ([f"rcond {rc:g}"] if len(rconds) > 1
                                                                               else []))
-            cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes)
+            ridges = [0.0, *extension_ridges] if extension_ridges else []
+            cands = experiment.ssl_candidates(prep, objective, cut[rc], {label: A}, n_classes, ridges)
             key = f"{objective} [{label}]"
-            rows[key], choices[key] = experiment.score_selected(cands, proto, prep, "knn, selected")
-            progress.note(f"seed {seed}: {key}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[key].items())
-                          + f" ({time.perf_counter() - t:.0f} s)")
+            # With --extension-ridge: the row without the extension (ridge 0) and the row whose grid also has the
+            # kernel-ridge out-of-sample extension (spectral.extend), from the same solves.
+            for k, cs in ((key, [c for c in cands if not c.params.get("extension_ridge")]),
+                          *(((f"{key[:-1]}, ext]", cands),) if ridges else ())):
+                rows[k], choices[k] = experiment.score_selected(cs, proto, prep, "knn, selected")
+                for v, p in extra.items():
+                    val_extra[str(v)][k] = {b: c["val_accuracy"] for b, c in select.choose(cs, p, ds.y_train).items()}
+            for k in [key] + ([f"{key[:-1]}, ext]"] if ridges else []):
+                progress.note(f"seed {seed}: {k}: " + ", ".join(f"{b}: {r['mean']:.3f}" for b, r in rows[k].items())
+                              + f" ({time.perf_counter() - t:.0f} s)")
     rows["base_kernel"], choices["base_kernel"] = experiment.score_selected(
         experiment.base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge")
     t = time.perf_counter()
@@ -82,13 +99,14 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
                                                      if "1" in r) + f" ({time.perf_counter() - t:.0f} s)")
     graph_edges = {name: int((np.count_nonzero(np.asarray(A)) - A.shape[0]) // 2) for name, A in graphs.items()}
     return {"seed": seed, "knn": knn, "n_views": cfg["views"]["n_views"], "graph_edges": graph_edges,
-            "val_labels": int(proto.val_idx.size),
+            "val_labels": int(proto.val_idx.size), "val_extra": val_extra,
             "rows": {m: {b: {"mean": e["mean"], "std": e["std"], "draws": e["draws"], "params": e["params"]}
                          for b, e in r.items()} for m, r in rows.items()},
             "choices": {m: {b: {"params": c["params"], "val_accuracy": c["val_accuracy"]} for b, c in r.items()}
                         for m, r in choices.items()}}
 
 
+DERIVED = "kernel SSL ["  # rows made from other rows (not SSL rows themselves)
 SELECTED = "kernel SSL [selected]"
 
 
@@ -98,16 +116,100 @@ def with_selected(per_seed: list[dict], budgets) -> list[dict]:
     the union of the rows' grids. Unlike the best row by mean test accuracy, it reads no test label."""
     out = []
     for s in per_seed:
-        ssl_rows = [m for m in s["rows"] if "[" in m and m != SELECTED]
+        rows = [m for m in s["rows"] if "[" in m and not m.startswith(DERIVED)]
         row = {}
         for b in (str(b) for b in budgets):
-            m = max(ssl_rows, key=lambda m: s["choices"][m][b]["val_accuracy"])  # max keeps the first of ties
+            m = max(rows, key=lambda m: s["choices"][m][b]["val_accuracy"])  # max keeps the first of ties
             row[b] = {**s["rows"][m][b], "row": m}
         out.append({**s, "rows": {**s["rows"], SELECTED: row}})
     return out
 
 
-def summarise(per_seed: list[dict], budgets) -> str:
+def ssl_rows(per_seed: list[dict]) -> list[str]:
+    return [m for m in per_seed[0]["rows"] if "[" in m and not m.startswith(DERIVED)]
+
+
+def with_chosen(per_seed: list[dict], rankings: dict, key: str) -> tuple[list[dict], str]:
+    """Adds the row `kernel SSL [dev-chosen, <key>]`: per budget, the SSL row ranked first in `rankings[key]` (a
+    --ranking-out file of DEVELOPMENT seeds: chosen on their validation labels before these seeds were run), the same
+    row on every seed. Returns the results and the row's name."""
+    name = f"{DERIVED}dev-chosen, {key}]"
+    ranking = rankings["rankings"][key]
+    missing = {b: rank[0]["method"] for b, rank in ranking.items()
+               if b != "mean" and rank[0]["method"] not in per_seed[0]["rows"]}
+    if missing:
+        print(f"--chosen {key}: no row {missing} in the summarised files (tag the files as in the ranking, FILE=TAG); "
+              "those budgets are left out", file=sys.stderr)
+    out = []
+    for s in per_seed:
+        row = {b: {**s["rows"][rank[0]["method"]][b], "row": rank[0]["method"]}
+               for b, rank in ranking.items() if b != "mean" and b not in missing}
+        out.append({**s, "rows": {**s["rows"], name: row}})
+    return out, name
+
+
+def method_ranking(per_seed: list[dict], val_per_class: int | None = None) -> dict[str, list[dict]]:
+    """`select.rank_methods` over the SSL rows of development seeds: by the validation score of each row's chosen
+    point on the study's own validation subset (`val_per_class` None) or on a larger one recorded by --val-sizes."""
+    rows = ssl_rows(per_seed)
+    if val_per_class is None:
+        scores = [{m: {b: c["val_accuracy"] for b, c in s["choices"][m].items()} for m in rows} for s in per_seed]
+    else:
+        scores = [{m: s["val_extra"][str(val_per_class)][m] for m in rows} for s in per_seed]
+    return select.rank_methods(scores)
+
+
+def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: str) -> str:
+    """The ranking by validation, with each row's TEST mean on the same seeds beside it (read after the choice)."""
+    lines = [f"\nmethods ranked by mean VALIDATION accuracy over {len(per_seed)} development seeds ({what}); "
+             "the test column is shown after the fact and took no part in the ranking"]
+    for b, rank in ranking.items():
+        lines += ["", f"budget {b}{' (mean over budgets)' if b == 'mean' else ' labels/class'}:", "",
+                  "| rank | method | validation (mean ± se over seeds) | − first, paired (± se) | test (dev seeds) |",
+                  "|---|---|---|---|---|"]
+        top, tests = np.array(rank[0]["per_seed"]), []
+        for i, r in enumerate(rank):
+            budgets = [k for k in ranking if k != "mean"] if b == "mean" else [b]
+            test = np.mean([s["rows"][r["method"]][k]["mean"] for s in per_seed for k in budgets])
+            d = (np.array(r["per_seed"]) - top) * 100
+            se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
+            lines.append(f"| {i + 1} | {r['method']} | {r['val_accuracy']:.3f} ± {r['se']:.3f} | "
+                         f"{d.mean():+.1f} ± {se:.1f} | {test:.3f} |")
+            tests.append(test)
+        # How well the criterion tracks the test accuracy of the dev seeds (a diagnostic of the criterion only).
+        rho = scipy.stats.spearmanr([r["val_accuracy"] for r in rank], tests).statistic
+        lines.append(f"\nSpearman rank correlation of validation and test over the {len(rank)} rows: {rho:+.2f}")
+    return "\n".join(lines)
+
+
+def merge(saved: list[tuple[str, dict]]) -> list[dict]:
+    """The per-seed results of several --out files over the SAME seeds (e.g. the transductive and the inductive
+    study: same split, validation subset and draws), as one: every SSL row of a file is renamed `<row> (<tag>)`;
+    the other rows (base kernel, peers) come from the first file that has them."""
+    seeds = [[s["seed"] for s in d["per_seed"]] for _, d in saved]
+    common = [x for x in seeds[0] if all(x in other for other in seeds)]
+    if common != seeds[0] or any(len(x) != len(common) for x in seeds):
+        print(f"--summarise: the seeds common to every file: {common} (of {seeds})", file=sys.stderr)
+    out = []
+    for seed in common:
+        rows, choices, val_extra = {}, {}, {}
+        for tag, d in saved:
+            s = next(x for x in d["per_seed"] if x["seed"] == seed)
+            for m in s["rows"]:
+                name = f"{m} ({tag})" if "[" in m else m
+                if name not in rows:
+                    rows[name], choices[name] = s["rows"][m], s["choices"][m]
+            for v, per in s.get("val_extra", {}).items():
+                val_extra.setdefault(v, {}).update({f"{m} ({tag})": x for m, x in per.items()})
+        first = next(x for x in saved[0][1]["per_seed"] if x["seed"] == seed)
+        out.append({**first, "seed": seed, "rows": rows, "choices": choices,
+                    "val_extra": val_extra})
+    return out
+
+
+def summarise(per_seed: list[dict], budgets, refs=()) -> str:
+    """Tables per budget and the paired differences of `kernel SSL [selected]`, of the rows `refs` (e.g. rows
+    chosen on development seeds) and of the best row by mean TEST accuracy (shown, never a claim)."""
     per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
     lines = []
@@ -115,27 +217,33 @@ def summarise(per_seed: list[dict], budgets) -> str:
         lines += [f"\n{b} label{'s' if b != '1' else ''}/class: test accuracy, mean ± std over {len(per_seed)} seeds "
                   "(in brackets: mean std over label draws)", "",
                   "| method | accuracy | draws std | per seed |", "|---|---|---|---|"]
-        for m in methods:
+        for m in [m for m in methods if b in per_seed[0]["rows"][m]]:
             means = np.array([s["rows"][m][b]["mean"] for s in per_seed])
             stds = np.array([s["rows"][m][b]["std"] for s in per_seed])
             lines.append(f"| {m} | {means.mean():.3f} ± {means.std(ddof=1) if len(means) > 1 else 0:.3f} | "
                          f"{stds.mean():.3f} | {' '.join(f'{v:.3f}' for v in means)} |")
         lines.append(f"\n{SELECTED} per seed: " + "; ".join(s["rows"][SELECTED][b]["row"] for s in per_seed))
-        ssl_rows = [m for m in methods if "[" in m and m != SELECTED]
-        best = max(ssl_rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
-        for ref, what in ((SELECTED, "selected on validation"), (best, "the best row by mean TEST accuracy")):
+        refs_b = [r for r in refs if b in per_seed[0]["rows"][r]]
+        for ref in [r for r in refs_b if r.startswith(DERIVED)]:
+            lines.append(f"{ref}: {per_seed[0]['rows'][ref][b]['row']}")
+        rows = ssl_rows(per_seed)
+        best = max(rows, key=lambda m: np.mean([s["rows"][m][b]["mean"] for s in per_seed]))
+        for ref, what in ((SELECTED, "selected on validation per seed"),
+                          *((r, "chosen on development seeds" if r.startswith(DERIVED) else "named by --rows")
+                            for r in refs_b),
+                          (best, "the best row by mean TEST accuracy")):
             lines += ["", f"paired differences (same split, views and label draws) of {ref} ({what}):"]
             for m in methods:
-                if m in (best, SELECTED) or m in ssl_rows and "[both" not in m:
+                if m == ref or m.startswith(DERIVED) or m in rows and "[both" not in m and m not in refs:
                     continue
                 d = np.array([np.mean(np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"]))
                               for s in per_seed])
                 dd = np.concatenate([np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"])
                                      for s in per_seed])
                 se = dd.std(ddof=1) / np.sqrt(dd.size) if dd.size > 1 else 0.0
-                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} points (per seed "
-                             f"{' '.join(f'{v * 100:+.1f}' for v in d)}; standard error over {dd.size} paired "
-                             f"draws {se * 100:.1f})")
+                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} ± {se * 100:.1f} points (± the standard "
+                             f"error over {dd.size} paired draws; ahead on {int(np.sum(d > 0))} of {d.size} seeds: "
+                             f"{' '.join(f'{v * 100:+.1f}' for v in d)})")
     return "\n".join(lines)
 
 
@@ -152,11 +260,58 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (as kssl run --set), e.g. views.n_views=4")
     parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
-    parser.add_argument("--summarise", metavar="JSON", help="print the tables of a finished (or partial) --out file")
+    parser.add_argument("--val-sizes", type=int, nargs="+", default=[],
+                        help="also score every SSL row's grid on larger validation subsets (per class, from the "
+                             "training split) for --select-method-on")
+    parser.add_argument("--extension-ridge", type=float, nargs="+", default=[],
+                        help="also rows `<row>, ext` whose grid adds the kernel-ridge out-of-sample extension of each "
+                             "solution (spectral.extend) at these ridges (units of the Gram's eigenvalues)")
+    parser.add_argument("--summarise", metavar="JSON[=TAG]", nargs="+",
+                        help="print the tables of a finished (or partial) --out file; several files are merged over "
+                             "their common seeds, their SSL rows tagged (the file's stem, or TAG); files with the "
+                             "same TAG are one study over more seeds")
+    parser.add_argument("--select-method-on", choices=["validation"], default=None,
+                        help="with --summarise: rank the SSL rows by mean validation accuracy over the seeds of the "
+                             "file (development seeds), per budget and over budgets (select.rank_methods)")
+    parser.add_argument("--ranking-out", metavar="JSON", help="with --select-method-on: write the rankings there")
+    parser.add_argument("--chosen", metavar="RANKING_JSON=KEY", nargs="+", default=[],
+                        help="with --summarise: add the row `kernel SSL [dev-chosen, KEY]`, the first row of the "
+                             "ranking KEY (e.g. protocol, val_per_class=20) of a --ranking-out file of development "
+                             "seeds, with its paired differences")
+    parser.add_argument("--rows", nargs="+", default=[], metavar="ROW",
+                        help="with --summarise: also the paired differences of these rows against every other row")
     args = parser.parse_args(argv)
     if args.summarise:
-        saved = json.loads(Path(args.summarise).read_text())
-        print(summarise(saved["per_seed"], saved["config"]["eval"]["labels_per_class"]))
+        files = []  # files with the same TAG hold different seeds of one study: their seeds are concatenated
+        for f in args.summarise:
+            tag, saved = f.partition("=")[2] or Path(f.partition("=")[0]).stem, json.loads(
+                Path(f.partition("=")[0]).read_text())
+            same = [d for t, d in files if t == tag]
+            if same:
+                same[0]["per_seed"] += saved["per_seed"]
+            else:
+                files.append((tag, saved))
+        saved = files[0][1]
+        per_seed = saved["per_seed"] if len(files) == 1 and "=" not in args.summarise[0] else merge(files)
+        if args.select_method_on != "validation":
+            refs = []
+            for c in args.chosen:
+                path, _, key = c.partition("=")
+                per_seed, name = with_chosen(per_seed, json.loads(Path(path).read_text()), key or "protocol")
+                refs.append(name)
+            print(summarise(per_seed, saved["config"]["eval"]["labels_per_class"], refs + args.rows))
+            return 0
+        sizes = [None] + sorted(int(v) for v in per_seed[0].get("val_extra", {}))
+        rankings = {}
+        for v in sizes:
+            ranking = method_ranking(per_seed, v)
+            what = (f"{per_seed[0]['val_labels']} validation labels per seed" if v is None
+                    else f"{v} validation labels per class per seed")
+            print(format_ranking(per_seed, ranking, what))
+            rankings["protocol" if v is None else f"val_per_class={v}"] = ranking
+        if args.ranking_out:
+            Path(args.ranking_out).write_text(json.dumps({"seeds": [s["seed"] for s in per_seed],
+                                                          "rankings": rankings}, indent=1))
         return 0
     start = time.perf_counter()
     cfg = config.load_config(overrides=['eval.labels_per_class=[1, 2, 5]', *args.overrides])
@@ -166,7 +321,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         per_seed.append(one_seed(cfg, seed, args.objectives, progress, args.graphs, args.normalize,
-                                 args.rcond))
+                                 args.rcond, args.val_sizes, args.extension_ridge))
         out.write_text(json.dumps({"config": cfg, "overrides": args.overrides, "per_seed": per_seed}, indent=1))
     print(f"\n{len(per_seed)} seeds; views: {cfg['views']}; graph.knn = {cfg['graph']['knn']}; "
           f"validation labels: {per_seed[0]['val_labels']} (from the training split); label draws per seed: "

@@ -70,6 +70,7 @@ __all__ = [
     "available_memory",
     "coefficients",
     "decompose",
+    "extend",
     "features",
     "induced_kernel",
     "memory_estimate",
@@ -213,6 +214,33 @@ def coefficients(tgt: Target, eig: GramEigh, *, lam, beta, dim: int) -> tuple[Ar
     """`(C (dim, N), eigenvalues (dim,))` for one target; pure in `lam` and `beta` (`jax.vmap` over them)."""
     return _coefficients(tgt.objective, eig.s, eig.U, tgt.T, lam, beta, dim, tgt.max_degree, tgt.factored,
                          tgt.partial)
+
+
+def extend(C, eig: GramEigh, ridge) -> Array:
+    """Coefficients of the kernel-ridge out-of-sample extension of the map `f(x) = C k_X(x)`.
+
+    The training views' representation `Z = K C^T` is kept as the target and a new point gets
+    `k_X(x)^T (K + ridge I)^+ Z`, i.e. the coefficients `C U diag(s / (s + ridge)) U^T` (`eig = U diag(s) U^T` of
+    `K`, dropped eigenpairs contribute 0). With a tiny `lam` the solution interpolates a graph embedding of the views
+    through the Gram's smallest eigen-directions; `ridge` (units of K's eigenvalues, like `lam`) damps those
+    directions for new points without changing which embedding was learned. `ridge = 0`: `C` on the kept range.
+
+    Args:
+      C: `(..., N)` coefficients (e.g. `(dim, N)` from `coefficients`).
+      eig: the decomposition of `K` that `C` was solved with.
+      ridge: non-negative ridge strength.
+
+    Returns:
+      `(..., N)` coefficients of the extension.
+    """
+    return _extend(jnp.asarray(C), eig.s, eig.U, _v.real("ridge", ridge, minimum=0.0))
+
+
+@jax.jit
+def _extend(C, s, U, ridge):
+    W = C @ U
+    shrink = jnp.where(s > 0, s / jnp.where(s > 0, s + ridge, 1.0), 0.0)
+    return (W * jnp.broadcast_to(shrink, W.shape)) @ U.T
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "n_sources"))

@@ -147,3 +147,31 @@ def test_rcond_grid_is_the_solve_at_each_cut_off(prep):
         np.testing.assert_array_equal(c.predict_test(idx), r.predict_test(idx))
     cfg = config.load_config(overrides=["select.rcond=[1e-5, 1e-2]"])
     assert cfg["select"]["rcond"] == [1e-5, 1e-2] and config.load_config()["select"]["rcond"] == []
+
+
+def test_rank_methods_ranks_by_the_mean_validation_accuracy_over_development_seeds():
+    # Three methods with true validation accuracies a > b > c, seen through per-seed noise that makes b win seed 0:
+    # the ranking must follow the mean over seeds (numpy reference), per budget and over budgets.
+    rng = np.random.default_rng(0)
+    truth = {"1": {"a": 0.80, "b": 0.78, "c": 0.70}, "2": {"a": 0.88, "b": 0.90, "c": 0.80}}
+    seeds = [{m: {b: truth[b][m] + 0.01 * rng.standard_normal() for b in truth} for m in "abc"} for _ in range(6)]
+    seeds[0]["b"]["1"], seeds[0]["a"]["1"] = 0.83, 0.77  # one noisy seed where b beats a
+    ranking = select.rank_methods(seeds)
+    assert set(ranking) == {"1", "2", "mean"}
+    for key, budgets in (("1", ["1"]), ("2", ["2"]), ("mean", ["1", "2"])):
+        ref = {m: np.mean([[s[m][b] for b in budgets] for s in seeds]) for m in "abc"}
+        assert [r["method"] for r in ranking[key]] == sorted("abc", key=lambda m: -ref[m])
+        for r in ranking[key]:
+            per_seed = np.mean([[s[r["method"]][b] for b in budgets] for s in seeds], axis=1)
+            np.testing.assert_allclose(r["per_seed"], per_seed)
+            np.testing.assert_allclose(r["val_accuracy"], ref[r["method"]])
+            np.testing.assert_allclose(r["se"], per_seed.std(ddof=1) / np.sqrt(len(seeds)))
+    assert [r["method"] for r in ranking["1"]] == ["a", "b", "c"]  # the construction's order, not seed 0's
+    assert max("abc", key=lambda m: seeds[0][m]["1"]) == "b"
+    # Ties keep the first seed's order of the methods; one seed has no spread.
+    tie = select.rank_methods([{"y": {"1": 0.5}, "x": {"1": 0.5}}])
+    assert [r["method"] for r in tie["1"]] == ["y", "x"] and tie["1"][0]["se"] == 0.0
+    with pytest.raises(ValueError, match="val_scores: expected at least one"):
+        select.rank_methods([])
+    with pytest.raises(ValueError, match="val_scores: seed 1 scores"):
+        select.rank_methods([{"x": {"1": 0.5}}, {"x": {"2": 0.5}}])

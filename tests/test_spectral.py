@@ -363,6 +363,26 @@ def test_decomposition_shared_across_objectives():
         np.testing.assert_allclose(c1, c2, rtol=1e-12, atol=1e-12)
 
 
+def test_extend_is_kernel_ridge_regression_of_the_training_representation():
+    # spectral.extend: f'(x) = k_X(x)^T (K + ridge I)^-1 K C^T (numpy solve, no eigendecomposition), on new points
+    # and on the views; ridge 0 keeps C on the range of K; a negative ridge is refused.
+    X, _ = views()
+    k = KERNELS["rbf"]
+    K = np.asarray(kssl.gram(k, X))
+    X_new = np.random.default_rng(3).normal(size=(5, X.shape[1]))
+    K_new = np.asarray(kssl.gram(k, X_new, X))
+    C = np.random.default_rng(4).normal(size=(3, X.shape[0]))
+    eig = spectral.decompose(K, 0.0)
+    for ridge in (0.05, 1.0):
+        ref = K_new @ np.linalg.solve(K + ridge * np.eye(len(K)), K @ C.T)
+        Ce = np.asarray(spectral.extend(C, eig, ridge))
+        np.testing.assert_allclose(K_new @ Ce.T, ref, rtol=1e-8, atol=1e-10)
+        assert not np.allclose(K_new @ Ce.T, K_new @ C.T, atol=1e-3)  # it does change the map
+    np.testing.assert_allclose(np.asarray(spectral.extend(C, eig, 0.0)), C, atol=1e-8)
+    with pytest.raises(ValueError, match="ridge"):
+        spectral.extend(C, eig, -1.0)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Property-based: random sizes, dim, lam, beta, kernels
 

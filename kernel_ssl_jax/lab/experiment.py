@@ -524,10 +524,13 @@ def _graph_for(prep: Prepared, knn: int) -> jax.Array:
 
 
 def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[int, jax.Array],
-                   n_classes: int) -> list[_select.Candidate]:
-    """Every point of the `[select]` grid for one objective: bandwidth factor [x rcond] x graph.knn x lam x beta x dim.
+                   n_classes: int, extension_ridges=()) -> list[_select.Candidate]:
+    """Every point of the `[select]` grid for one objective: bandwidth factor [x rcond] x graph.knn x lam x beta
+    [x extension ridge] x dim.
 
     `graphs` maps `graph.knn` values (or any label, reported as `graph`) to relationship matrices.
+    `extension_ridges`: also the kernel-ridge out-of-sample extension (`spectral.extend`) of each solution at each
+    ridge (0: the solution itself), reported as `extension_ridge`; empty: the solutions only.
     One target per (Gram, graph) and one `jax.vmap` over `(lam, beta)` at the largest dim (`batched.solve_batch`);
     smaller dims are the leading rows (`batched.nested_dims`).
     """
@@ -542,14 +545,16 @@ def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs
             coefs, ws, _ = _batched.solve_batch(objective, g.K, g.eig, A, prep.pairs, [lb[0] for lb in lam_beta],
                                                 [lb[1] for lb in lam_beta], max(dims))
             for i, (lam, beta) in enumerate(lam_beta):
-                C = np.asarray(coefs[i])
-                for d in dims:
-                    graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
-                    params = {"bandwidth_scale": g.scale, **({} if g.rcond is None else {"rcond": g.rcond}),
-                              **graph, "lam": lam,
-                              **({"beta": beta} if objective == "vicreg" else {}), "dim": d}
-                    out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
-                                                         g.K_test_views @ C[:d].T, prep.ds.y_train, ev, n_classes))
+                for ridge in extension_ridges or [None]:
+                    C = np.asarray(coefs[i] if not ridge else _spectral.extend(coefs[i], g.eig, ridge))
+                    for d in dims:
+                        graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
+                        params = {"bandwidth_scale": g.scale, **({} if g.rcond is None else {"rcond": g.rcond}),
+                                  **graph, "lam": lam, **({"beta": beta} if objective == "vicreg" else {}),
+                                  **({} if ridge is None else {"extension_ridge": ridge}), "dim": d}
+                        out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
+                                                             g.K_test_views @ C[:d].T, prep.ds.y_train, ev,
+                                                             n_classes))
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from kernel_ssl_jax import evaluate as _evaluate
 
-__all__ = ["Protocol", "Candidate", "feature_candidate", "protocol", "choose", "describe"]
+__all__ = ["Protocol", "Candidate", "feature_candidate", "protocol", "choose", "rank_methods", "describe"]
 
 # A labelled-set predictor: predict(labelled_idx, query_idx) -> predicted labels of the query training samples.
 Predictor = Callable[[np.ndarray, np.ndarray], Any]
@@ -132,6 +132,47 @@ def choose(candidates: Sequence[Candidate], proto: Protocol, y_train) -> dict[st
         out[name] = {"index": best, "params": dict(candidates[best].params), "val_accuracy": scores[best],
                      "grid": [{"params": dict(c.params), "val_accuracy": s}
                               for c, s in zip(candidates, scores, strict=True)]}
+    return out
+
+
+def rank_methods(val_scores: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, list[dict[str, Any]]]:
+    """Ranks METHODS (e.g. objective x graph x cut-off, each with its own grid chosen by `choose`) by their mean
+    VALIDATION accuracy over several development seeds: the choice of a method, or of a default, without a test
+    label. One seed's 50 validation labels cannot tell methods 1-2 points apart; the mean over seeds can.
+
+    Args:
+      val_scores: one mapping per development seed, `{method: {budget key: validation accuracy of the point that
+        `choose` picked}}`; every seed must score the same methods at the same budgets.
+
+    Returns:
+      `{budget key: ranking, ..., "mean": ranking}`, where `"mean"` ranks by the mean over budgets too. A ranking is a
+      list, best first, of `{"method", "val_accuracy" (mean over seeds), "per_seed", "se"}` (`se`: the standard
+      error over seeds, 0 for one seed); ties keep the order of the methods in the first seed.
+
+    Raises:
+      ValueError: no seed, or seeds that differ in their methods or budgets.
+    """
+    if len(val_scores) == 0:
+        raise ValueError("val_scores: expected at least one development seed, got none")
+    methods = list(val_scores[0])
+    budgets = list(val_scores[0][methods[0]]) if methods else []
+    for i, seed in enumerate(val_scores):
+        got = {m: sorted(seed[m]) for m in seed}
+        if got != {m: sorted(budgets) for m in methods}:
+            raise ValueError(f"val_scores: seed {i} scores {got}, the first seed {methods} at budgets {budgets}; "
+                             "every seed must score the same methods at the same budgets")
+    table = {m: np.array([[float(seed[m][b]) for b in budgets] for seed in val_scores]) for m in methods}
+
+    def ranking(column) -> list[dict[str, Any]]:
+        rows = []
+        for m in methods:
+            v = table[m][:, column].mean(axis=1) if isinstance(column, slice) else table[m][:, column]
+            se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+            rows.append({"method": m, "val_accuracy": float(v.mean()), "per_seed": [float(x) for x in v], "se": se})
+        return sorted(rows, key=lambda r: -r["val_accuracy"])  # a stable sort: ties keep the first seed's order
+
+    out = {str(b): ranking(j) for j, b in enumerate(budgets)}
+    out["mean"] = ranking(slice(None))
     return out
 
 
