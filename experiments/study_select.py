@@ -74,6 +74,8 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
                           + f" ({time.perf_counter() - t:.0f} s)")
     rows["base_kernel"], choices["base_kernel"] = experiment.score_selected(
         experiment.base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge")
+    rows["base_kernel/knn"], choices["base_kernel/knn"] = experiment.score_selected(
+        experiment.base_kernel_knn_candidates(prep, grams, n_classes), proto, prep, "knn")
     t = time.perf_counter()
     peer_rows, peer_choices = experiment.evaluate_peers(prep, proto, grams)
     rows.update(peer_rows)

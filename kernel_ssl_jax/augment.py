@@ -761,7 +761,9 @@ def time_warp(strength: float, sigma: float = 4.0) -> Augmentation:
 
 
 def amplitude_scale(max_factor: float) -> Augmentation:
-    """Multiplies the example by a factor log-uniform in ``[1 / max_factor, max_factor]``; works for any vector.
+    """Scales the example about its own mean by a factor ``a`` log-uniform in ``[1 / max_factor, max_factor]``:
+    ``mean(x) + a (x - mean(x))`` (a contrast change; about the mean so that the result does not depend on where the
+    data set puts its zero level). Works for any vector.
 
     Args:
         max_factor: largest factor, >= 1. One gives exactly the identity.
@@ -787,7 +789,8 @@ def amplitude_scale(max_factor: float) -> Augmentation:
     def aug(key: jax.Array, x: jax.Array) -> jax.Array:
         x = _check_example(x)
         _check_floating(x)
-        return x * jnp.exp(jax.random.uniform(key, (), x.dtype, -log_factor, log_factor))
+        centre = jnp.mean(x)
+        return centre + (x - centre) * jnp.exp(jax.random.uniform(key, (), x.dtype, -log_factor, log_factor))
 
     return aug
 
@@ -931,8 +934,8 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
     - ``"hflip"``: True (probability 0.5) or a flip probability.
     - ``"cutout"``: patch size in pixels.
     - ``"mask"``: feature-masking probability;  ``"noise"``: Gaussian noise std.
-    - ``"amplitude"``: amplitude strength ``s``, factors in ``[1 / (1 + s), 1 + s]`` (:func:`amplitude_scale`; any
-      data set).
+    - ``"amplitude"``: amplitude strength ``s``, factors in ``[1 / (1 + s), 1 + s]`` about the example's mean
+      (:func:`amplitude_scale`; any data set).
 
     Signals (``shape=None``, the example a 1-D signal):
 

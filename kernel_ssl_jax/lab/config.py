@@ -278,8 +278,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "cutout": Option("int", 0, "side in pixels of a random erased square, 0 for none (images)", _nonneg_int),
         "hflip": Option("float", 0.0, "probability of a horizontal flip (images; off for digits)", _probability),
         "mask": Option("float", 0.0, "probability of zeroing each feature", _probability),
-        "amplitude": Option("float", 0.0, "amplitude strength s: the example times a factor in [1/(1+s), 1+s]",
-                            _at_least(0.0)),
+        "amplitude": Option("float", 0.0, "amplitude strength s: scale about the example's mean by a factor in "
+                            "[1/(1+s), 1+s]", _at_least(0.0)),
         "signal_shift": Option("float", 0.0, "largest shift in samples, sub-sample allowed (signals: data sets "
                                "without an image shape)", _at_least(0.0)),
         "signal_wrap": Option("bool", True, "signal shift/time scale wrap around (false: zeros come in)"),
