@@ -22,6 +22,7 @@ Usage:
   python experiments/study_select.py --seeds 1 2 3 --graphs both --normalize none sym --rcond 1e-9 1e-5 \
       --set ssl.rcond=1e-9 --out runs/study_select_rcond.json     # graph weighting x spectral cut-off
   python experiments/study_select.py --summarise runs/study_select_rcond.json   # tables of a saved (partial) run
+  python experiments/study_select.py --summarise shift=runs/a.json full=runs/b.json   # view sets, merged
 """
 
 from __future__ import annotations
@@ -109,6 +110,31 @@ def with_selected(per_seed: list[dict], budgets) -> list[dict]:
     return out
 
 
+VIEW_FREE = ("base_kernel", "base_kernel/knn", "peer:label_spreading")  # rows that do not depend on the views
+
+
+def merge(named: list[tuple[str, list[dict]]]) -> list[dict]:
+    """Per-seed results of several runs on the SAME seeds (e.g. one per augmentation set) as one run: every row
+    that depends on the views is prefixed `<name>: `; the rows of `VIEW_FREE` are taken from the first run. The
+    `kernel SSL [selected]` row of the merged run then chooses among the view sets too, on validation."""
+    seeds = [[s["seed"] for s in per_seed] for _, per_seed in named]
+    if any(s != seeds[0] for s in seeds):
+        raise SystemExit(f"--summarise: the runs must hold the same seeds; got {seeds}")
+    out = []
+    for i in range(len(seeds[0])):
+        rows, choices = {}, {}
+        for j, (name, per_seed) in enumerate(named):
+            s = per_seed[i]
+            for m in s["rows"]:
+                if m in VIEW_FREE:
+                    if j == 0:
+                        rows[m], choices[m] = s["rows"][m], s["choices"][m]
+                else:
+                    rows[f"{name}: {m}"], choices[f"{name}: {m}"] = s["rows"][m], s["choices"][m]
+        out.append({**named[0][1][i], "rows": rows, "choices": choices})
+    return out
+
+
 def summarise(per_seed: list[dict], budgets) -> str:
     per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
@@ -154,11 +180,17 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (as kssl run --set), e.g. views.n_views=4")
     parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
-    parser.add_argument("--summarise", metavar="JSON", help="print the tables of a finished (or partial) --out file")
+    parser.add_argument("--summarise", metavar="[NAME=]JSON", nargs="+",
+                        help="print the tables of a finished (or partial) --out file; several NAME=JSON files of runs "
+                             "on the same seeds (e.g. one per augmentation set) are merged into one table (`merge`)")
     args = parser.parse_args(argv)
     if args.summarise:
-        saved = json.loads(Path(args.summarise).read_text())
-        print(summarise(saved["per_seed"], saved["config"]["eval"]["labels_per_class"]))
+        named = [(item.partition("=")[0] if "=" in item else Path(item).stem, item.rpartition("=")[2])
+                 for item in args.summarise]
+        saved = [json.loads(Path(path).read_text()) for _, path in named]
+        per_seed = saved[0]["per_seed"] if len(saved) == 1 else merge(
+            [(name, s["per_seed"]) for (name, _), s in zip(named, saved, strict=True)])
+        print(summarise(per_seed, saved[0]["config"]["eval"]["labels_per_class"]))
         return 0
     start = time.perf_counter()
     cfg = config.load_config(overrides=['eval.labels_per_class=[1, 2, 5]', *args.overrides])
