@@ -708,8 +708,11 @@ def time_scale(max_factor: float, circular: bool = True) -> Augmentation:
 
 
 def _smooth_noise(key: jax.Array, d: int, dtype, taps: Sequence[float]) -> jax.Array:
-    """White Gaussian noise of length ``d`` filtered by ``taps`` (zero padding at the ends)."""
-    return jnp.convolve(jax.random.normal(key, (d,), dtype), jnp.asarray(taps, dtype), mode="same")
+    """White Gaussian noise of length ``d`` filtered by ``taps`` (zero padding at the ends; any ``d``, also shorter
+    than the filter, where ``mode="same"`` would return the filter's length)."""
+    radius = (len(taps) - 1) // 2
+    full = jnp.convolve(jax.random.normal(key, (d,), dtype), jnp.asarray(taps, dtype), mode="full")
+    return full[radius : radius + d]
 
 
 def time_warp(strength: float, sigma: float = 4.0) -> Augmentation:

@@ -556,6 +556,12 @@ def test_signal_constructor_errors(build, match):
         build()
 
 
+def test_signal_augmentations_on_signals_shorter_than_their_filters():
+    x = jnp.asarray(_signal(d=5))  # the default filters span 2 * ceil(3 sigma) + 1 = 13 and 25 samples
+    for aug in (augment.correlated_noise(0.1), augment.time_warp(0.5)):
+        assert aug(jax.random.key(0), x).shape == (5,)
+
+
 def test_signal_call_errors():
     with pytest.raises(ValueError, match=r"one flat example of shape \(d,\)"):
         augment.signal_shift(1.0)(jax.random.key(0), jnp.zeros((2, D)))
