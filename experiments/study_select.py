@@ -23,6 +23,7 @@ Usage:
       --set ssl.rcond=1e-9 --out runs/study_select_rcond.json     # graph weighting x spectral cut-off
   python experiments/study_select.py --summarise runs/study_select_rcond.json   # tables of a saved (partial) run
   python experiments/study_select.py --summarise shift=runs/a.json full=runs/b.json   # view sets, merged
+  python experiments/study_select.py --summarise runs/s0.json runs/s12.json         # disjoint seeds, concatenated
 """
 
 from __future__ import annotations
@@ -135,6 +136,15 @@ def merge(named: list[tuple[str, list[dict]]]) -> list[dict]:
     return out
 
 
+def concatenate(runs: list[list[dict]]) -> list[dict]:
+    """Per-seed results of several runs on DISJOINT seeds (one study split over runs) as one run, keeping the rows
+    that every seed has (e.g. a row run on the first seeds only is dropped)."""
+    per_seed = [s for run in runs for s in run]
+    common = set.intersection(*(set(s["rows"]) for s in per_seed))
+    return [{**s, "rows": {m: r for m, r in s["rows"].items() if m in common},
+             "choices": {m: c for m, c in s["choices"].items() if m in common}} for s in per_seed]
+
+
 def summarise(per_seed: list[dict], budgets) -> str:
     per_seed = with_selected(per_seed, budgets)
     methods = list(per_seed[0]["rows"])
@@ -181,15 +191,21 @@ def main(argv=None) -> int:
                         help="config override (as kssl run --set), e.g. views.n_views=4")
     parser.add_argument("--out", default="runs/study_select.json", help="JSON file with every per-seed number")
     parser.add_argument("--summarise", metavar="[NAME=]JSON", nargs="+",
-                        help="print the tables of a finished (or partial) --out file; several NAME=JSON files of runs "
-                             "on the same seeds (e.g. one per augmentation set) are merged into one table (`merge`)")
+                        help="print the tables of a finished (or partial) --out file; several files on disjoint seeds "
+                             "are one study in parts (`concatenate`); several NAME=JSON files on the same seeds "
+                             "(e.g. one per augmentation set) are merged into one table (`merge`)")
     args = parser.parse_args(argv)
     if args.summarise:
         named = [(item.partition("=")[0] if "=" in item else Path(item).stem, item.rpartition("=")[2])
                  for item in args.summarise]
         saved = [json.loads(Path(path).read_text()) for _, path in named]
-        per_seed = saved[0]["per_seed"] if len(saved) == 1 else merge(
-            [(name, s["per_seed"]) for (name, _), s in zip(named, saved, strict=True)])
+        seeds = [s["seed"] for run in saved for s in run["per_seed"]]
+        if len(saved) == 1:
+            per_seed = saved[0]["per_seed"]
+        elif len(set(seeds)) == len(seeds):  # disjoint seeds: one study run in parts
+            per_seed = concatenate([run["per_seed"] for run in saved])
+        else:
+            per_seed = merge([(name, s["per_seed"]) for (name, _), s in zip(named, saved, strict=True)])
         print(summarise(per_seed, saved[0]["config"]["eval"]["labels_per_class"]))
         return 0
     start = time.perf_counter()
