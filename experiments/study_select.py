@@ -26,6 +26,8 @@ Usage:
       --select-method-on validation       # rank the SSL rows of both files by mean validation accuracy over seeds
   python experiments/study_select.py --summarise runs/eval_trans.json=trans \
       --chosen runs/dev_ranking.json=protocol   # fresh seeds: the row ranked first on the development seeds
+  python experiments/study_select.py --summarise runs/s0.json runs/s12.json         # disjoint seeds, one study
+  python experiments/study_select.py --summarise runs/a.json=shift runs/b.json=full  # same seeds: view sets, merged
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
                               + f" ({time.perf_counter() - t:.0f} s)")
     rows["base_kernel"], choices["base_kernel"] = experiment.score_selected(
         experiment.base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge")
+    rows["base_kernel/knn"], choices["base_kernel/knn"] = experiment.score_selected(
+        experiment.base_kernel_knn_candidates(prep, grams, n_classes), proto, prep, "knn")
     t = time.perf_counter()
     peer_rows, peer_choices = experiment.evaluate_peers(prep, proto, grams)
     rows.update(peer_rows)
@@ -182,29 +186,49 @@ def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: s
     return "\n".join(lines)
 
 
-def merge(saved: list[tuple[str, dict]]) -> list[dict]:
-    """The per-seed results of several --out files over the SAME seeds (e.g. the transductive and the inductive
-    study: same split, validation subset and draws), as one: every SSL row of a file is renamed `<row> (<tag>)`;
-    the other rows (base kernel, peers) come from the first file that has them."""
-    seeds = [[s["seed"] for s in d["per_seed"]] for _, d in saved]
+def merge(saved: list[tuple[str, list[dict]]]) -> list[dict]:
+    """The per-seed results of several studies over the SAME seeds (e.g. the transductive and the inductive study,
+    or one study per augmentation set: same split, validation subset and draws), as one, over their common seeds:
+    every SSL row of a study is renamed `<row> (<tag>)`, and so is any other row that differs between the studies
+    (e.g. a peer on other views); the rows equal in every study (the base kernel, the peers on the same inputs) are
+    kept once. `kernel SSL [selected]` of the merged result then chooses among the studies too, on validation."""
+    seeds = [[s["seed"] for s in per_seed] for _, per_seed in saved]
     common = [x for x in seeds[0] if all(x in other for other in seeds)]
+    if not common:
+        raise SystemExit(f"--summarise: the tagged studies share no seed ({seeds}); give files of one study on "
+                         "other seeds the same TAG")
     if common != seeds[0] or any(len(x) != len(common) for x in seeds):
         print(f"--summarise: the seeds common to every file: {common} (of {seeds})", file=sys.stderr)
+    by_seed = [{s["seed"]: s for s in per_seed} for _, per_seed in saved]
+    names = [m for m in by_seed[0][common[0]]["rows"]]
+    shared = {m for m in names if "[" not in m and all(
+        m in runs[x]["rows"] and runs[x]["rows"][m] == by_seed[0][x]["rows"][m] for runs in by_seed for x in common)}
     out = []
     for seed in common:
         rows, choices, val_extra = {}, {}, {}
-        for tag, d in saved:
-            s = next(x for x in d["per_seed"] if x["seed"] == seed)
+        for (tag, _), runs in zip(saved, by_seed, strict=True):
+            s = runs[seed]
             for m in s["rows"]:
-                name = f"{m} ({tag})" if "[" in m else m
+                name = m if m in shared else f"{m} ({tag})"
                 if name not in rows:
                     rows[name], choices[name] = s["rows"][m], s["choices"][m]
             for v, per in s.get("val_extra", {}).items():
                 val_extra.setdefault(v, {}).update({f"{m} ({tag})": x for m, x in per.items()})
-        first = next(x for x in saved[0][1]["per_seed"] if x["seed"] == seed)
-        out.append({**first, "seed": seed, "rows": rows, "choices": choices,
-                    "val_extra": val_extra})
+        out.append({**by_seed[0][seed], "seed": seed, "rows": rows, "choices": choices, "val_extra": val_extra})
     return out
+
+
+def concatenate(runs: list[list[dict]]) -> list[dict]:
+    """Per-seed results of several runs on DISJOINT seeds (one study split over runs) as one run, keeping the rows
+    that every seed has (e.g. a row run on the first seeds only is dropped)."""
+    per_seed = [s for run in runs for s in run]
+    seeds = [s["seed"] for s in per_seed]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--summarise: files of one study (no TAG, or the same TAG) must hold disjoint seeds, got "
+                         f"{seeds}; tag studies over the same seeds differently (FILE=TAG)")
+    common = set.intersection(*(set(s["rows"]) for s in per_seed))
+    return [{**s, "rows": {m: r for m, r in s["rows"].items() if m in common},
+             "choices": {m: c for m, c in s["choices"].items() if m in common}} for s in per_seed]
 
 
 def summarise(per_seed: list[dict], budgets, refs=()) -> str:
@@ -267,9 +291,9 @@ def main(argv=None) -> int:
                         help="also rows `<row>, ext` whose grid adds the kernel-ridge out-of-sample extension of each "
                              "solution (spectral.extend) at these ridges (units of the Gram's eigenvalues)")
     parser.add_argument("--summarise", metavar="JSON[=TAG]", nargs="+",
-                        help="print the tables of a finished (or partial) --out file; several files are merged over "
-                             "their common seeds, their SSL rows tagged (the file's stem, or TAG); files with the "
-                             "same TAG are one study over more seeds")
+                        help="print the tables of a finished (or partial) --out file; files with the same TAG (or "
+                             "all untagged) are one study over more seeds (`concatenate`); tagged studies are merged "
+                             "over their common seeds, their SSL rows tagged (`merge`)")
     parser.add_argument("--select-method-on", choices=["validation"], default=None,
                         help="with --summarise: rank the SSL rows by mean validation accuracy over the seeds of the "
                              "file (development seeds), per budget and over budgets (select.rank_methods)")
@@ -282,17 +306,16 @@ def main(argv=None) -> int:
                         help="with --summarise: also the paired differences of these rows against every other row")
     args = parser.parse_args(argv)
     if args.summarise:
-        files = []  # files with the same TAG hold different seeds of one study: their seeds are concatenated
-        for f in args.summarise:
-            tag, saved = f.partition("=")[2] or Path(f.partition("=")[0]).stem, json.loads(
-                Path(f.partition("=")[0]).read_text())
-            same = [d for t, d in files if t == tag]
-            if same:
-                same[0]["per_seed"] += saved["per_seed"]
-            else:
-                files.append((tag, saved))
-        saved = files[0][1]
-        per_seed = saved["per_seed"] if len(files) == 1 and "=" not in args.summarise[0] else merge(files)
+        groups: dict[str | None, list[dict]] = {}  # TAG -> the saved files of one study (disjoint seeds)
+        for item in args.summarise:
+            path, _, tag = item.partition("=")
+            groups.setdefault(tag or None, []).append(json.loads(Path(path).read_text()))
+        if None in groups and len(groups) > 1:
+            raise SystemExit("--summarise: tag every file (FILE=TAG) or none")
+        saved = next(iter(groups.values()))[0]
+        parts = [(tag, concatenate([run["per_seed"] for run in runs]) if len(runs) > 1 else runs[0]["per_seed"])
+                 for tag, runs in groups.items()]
+        per_seed = parts[0][1] if None in groups else merge(parts)
         if args.select_method_on != "validation":
             refs = []
             for c in args.chosen:

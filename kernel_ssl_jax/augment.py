@@ -10,6 +10,12 @@ Image augmentations take the image shape ``(height, width)`` at construction and
 so images and plain feature vectors flow through the same code path. A strength of zero always yields exactly the
 identity: the constructor returns ``identity()`` instead of a resampling that would only be exact up to rounding.
 
+Signal augmentations (``signal_shift``, ``time_scale``, ``time_warp``, ``amplitude_scale``, ``slope``,
+``correlated_noise``) treat the flat example as a 1-D signal sampled at ``t = 0 .. d - 1``; they mirror the nuisances
+of the MNIST-1D generator (translation, dilation, amplitude scale, shear, smoothed background noise). A shift ``s``
+moves content ``s`` samples to the right (towards larger ``t``), a time-scale factor ``> 1`` stretches it about the
+centre ``(d - 1) / 2``.
+
 Geometric conventions (row index downwards, column index to the right, transforms about the image centre):
 positive ``degrees`` rotate counter-clockwise as the image is displayed (so 90 degrees equals ``np.rot90``), a shift
 ``(dr, dc)`` moves content ``dr`` rows down and ``dc`` columns right, and ``zoom > 1`` enlarges the content.
@@ -31,10 +37,14 @@ from kernel_ssl_jax import validation as _v
 Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
 """``aug(key, x) -> x_aug`` on one flat example ``x`` of shape ``(d,)``."""
 
-CONFIG_KEYS = ("rotation", "shift", "scale", "elastic", "elastic_sigma", "noise", "cutout", "hflip", "mask")
+CONFIG_KEYS = ("rotation", "shift", "scale", "elastic", "elastic_sigma", "noise", "cutout", "hflip", "mask",
+               "signal_shift", "signal_wrap", "time_scale", "time_warp", "time_warp_sigma", "amplitude", "slope",
+               "corr_noise", "corr_noise_sigma")
 """Keys accepted by :func:`from_config`."""
 
-_VECTOR_CONFIG_KEYS = ("noise", "mask")
+_VECTOR_CONFIG_KEYS = ("noise", "mask", "amplitude")
+_IMAGE_CONFIG_KEYS = ("rotation", "shift", "scale", "elastic", "cutout", "hflip")
+_SIGNAL_CONFIG_KEYS = ("signal_shift", "time_scale", "time_warp", "slope", "corr_noise")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -90,6 +100,18 @@ def _check_floating(x: jax.Array) -> None:
     # Resampling and additive noise have no meaningful integer result, and silently rounding would hide a bug.
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"x must have a floating dtype for this augmentation; got {x.dtype}")
+
+
+def _positive(name: str, value) -> float:
+    return float(_v.real(name, value, strict=True))
+
+
+def _gaussian_taps(sigma: float) -> list[float]:
+    """The taps of a Gaussian filter of standard deviation ``sigma`` samples, radius ``ceil(3 sigma)``, summing to 1."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
+    total = sum(taps)
+    return [t / total for t in taps]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -431,10 +453,7 @@ def elastic(shape: Sequence[int], alpha: float, sigma: float = 1.0) -> Augmentat
     if alpha == 0:
         return identity()
     height, width = shape
-    radius = max(1, int(math.ceil(3 * sigma)))
-    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
-    total = sum(taps)
-    taps = [t / total for t in taps]
+    taps = _gaussian_taps(sigma)
 
     def aug(key: jax.Array, x: jax.Array) -> jax.Array:
         image = _as_image(x, shape)
@@ -529,6 +548,324 @@ def hflip(shape: Sequence[int], p: float = 0.5) -> Augmentation:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Signal augmentations (1-D)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def resample_signal(x: jax.Array, positions: jax.Array, circular: bool = True) -> jax.Array:
+    """Reads one 1-D signal at fractional sample positions by linear interpolation.
+
+    This is the single 1-D resampling routine behind ``signal_warp`` and ``time_warp`` (``map_coordinates`` with
+    order 1, as :func:`warp` for images). With ``circular`` the signal is periodic (``np.interp(positions,
+    arange(d), x, period=d)``); otherwise it is 0 outside ``[0, d - 1]``, fading linearly to 0 over the one sample
+    beyond each end (``np.interp`` on the signal padded with one 0 at each end, 0 further out).
+
+    Args:
+        x: one signal, shape ``(d,)``, floating dtype.
+        positions: where to read, any shape, in samples (``0 .. d - 1`` are the samples of ``x``).
+        circular: wrap around (True) or read zeros outside the signal (False).
+
+    Returns:
+        The interpolated values, shape ``positions.shape``, dtype of ``x``.
+
+    Raises:
+        ValueError: if ``x`` is not a floating 1-D array.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> resample_signal(jnp.array([0.0, 1.0, 2.0]), jnp.array([0.5, 2.5])).tolist()
+        [0.5, 1.0]
+    """
+    x = _check_example(x)
+    _check_floating(x)
+    positions = jnp.asarray(positions, x.dtype)
+    out = map_coordinates(x, [positions], order=1, mode="wrap" if circular else "constant", cval=0.0)
+    return out.astype(x.dtype)
+
+
+def signal_warp(
+    x: jax.Array, shift: float | jax.Array = 0.0, stretch: float | jax.Array = 1.0, circular: bool = True
+) -> jax.Array:
+    """Applies one given shift and time scaling (about the centre) to one signal, in a single resampling.
+
+    Output sample ``t`` reads the input at ``c + (t - shift - c) / stretch`` with ``c = (d - 1) / 2``
+    (:func:`resample_signal`). Integer shifts land on the sample grid, so they only move samples.
+
+    Args:
+        x: one signal, shape ``(d,)``, floating dtype.
+        shift: samples to move the content to the right (towards larger ``t``); may be fractional or negative.
+        stretch: time-scale factor > 0 (``> 1`` stretches the content about the centre).
+        circular: wrap around (True) or zeros outside the signal (False).
+
+    Returns:
+        The transformed signal, shape ``(d,)``, dtype of ``x``.
+
+    Raises:
+        ValueError: if ``x`` is not a floating 1-D array.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> signal_warp(jnp.array([1.0, 2.0, 3.0, 4.0]), shift=1.0).tolist()
+        [4.0, 1.0, 2.0, 3.0]
+    """
+    x = _check_example(x)
+    _check_floating(x)
+    dtype = x.dtype
+    centre = (x.shape[0] - 1) / 2
+    t = jnp.arange(x.shape[0], dtype=dtype)
+    positions = centre + (t - jnp.asarray(shift, dtype) - centre) / jnp.asarray(stretch, dtype)
+    return resample_signal(x, positions, circular)
+
+
+def signal_affine(max_shift: float = 0.0, max_stretch: float = 1.0, circular: bool = True) -> Augmentation:
+    """Random shift and time scaling of a 1-D signal in a single resampling (see :func:`signal_warp`).
+
+    The shift is uniform in ``[-max_shift, max_shift]`` samples, the time-scale factor log-uniform in
+    ``[1 / max_stretch, max_stretch]`` (stretching and compressing equally likely).
+
+    Args:
+        max_shift: largest shift in samples, >= 0; need not be an integer.
+        max_stretch: largest time-scale factor, >= 1 (1 means none).
+        circular: wrap around (True) or zeros outside the signal (False).
+
+    Returns:
+        The augmentation ``aug(key, x)``; exactly the identity when ``max_shift == 0`` and ``max_stretch == 1``.
+
+    Raises:
+        ValueError: if ``max_shift`` is negative or not finite, or ``max_stretch < 1``; at call time, if ``x`` is
+            not a floating 1-D array.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> signal_affine(3.0, 1.2)(jax.random.key(0), jnp.ones(10)).shape
+        (10,)
+    """
+    max_shift = _nonnegative("max_shift", max_shift)
+    max_stretch = _nonnegative("max_stretch", max_stretch)
+    if max_stretch < 1:
+        raise ValueError(f"max_stretch must be >= 1 (factors in [1/max_stretch, max_stretch]); got {max_stretch}")
+    if max_shift == 0 and max_stretch == 1:
+        return identity()
+    log_stretch = math.log(max_stretch)
+    circular = bool(circular)
+
+    def aug(key: jax.Array, x: jax.Array) -> jax.Array:
+        x = _check_example(x)
+        _check_floating(x)
+        key_shift, key_stretch = jax.random.split(key)
+        shift = jax.random.uniform(key_shift, (), x.dtype, -max_shift, max_shift)
+        stretch = jnp.exp(jax.random.uniform(key_stretch, (), x.dtype, -log_stretch, log_stretch))
+        return signal_warp(x, shift, stretch, circular)
+
+    return aug
+
+
+def signal_shift(max_shift: float, circular: bool = True) -> Augmentation:
+    """Random shift of a 1-D signal by ``u`` samples, ``u`` uniform in ``[-max_shift, max_shift]``, linear
+    interpolation between samples (:func:`signal_affine`).
+
+    Args:
+        max_shift: largest shift in samples, >= 0. Zero gives exactly the identity.
+        circular: wrap around (True) or shift zeros in (False).
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``max_shift`` is negative or not finite.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> signal_shift(2.5)(jax.random.key(0), jnp.ones(8)).shape
+        (8,)
+    """
+    return signal_affine(max_shift=max_shift, circular=circular)
+
+
+def time_scale(max_factor: float, circular: bool = True) -> Augmentation:
+    """Random stretch or compression of a 1-D signal about its centre by a factor log-uniform in
+    ``[1 / max_factor, max_factor]`` (:func:`signal_affine`).
+
+    Args:
+        max_factor: largest factor, >= 1. One gives exactly the identity.
+        circular: what a compressed signal reads beyond its ends: the wrapped signal (True) or zeros (False).
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``max_factor < 1``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> time_scale(1.3)(jax.random.key(0), jnp.ones(8)).shape
+        (8,)
+    """
+    max_factor = _nonnegative("max_factor", max_factor)
+    if max_factor < 1:
+        raise ValueError(f"max_factor must be >= 1 (factors in [1/max_factor, max_factor]); got {max_factor}")
+    return signal_affine(max_stretch=max_factor, circular=circular)
+
+
+def _smooth_noise(key: jax.Array, d: int, dtype, taps: Sequence[float]) -> jax.Array:
+    """White Gaussian noise of length ``d`` filtered by ``taps`` (zero padding at the ends; any ``d``, also shorter
+    than the filter, where ``mode="same"`` would return the filter's length)."""
+    radius = (len(taps) - 1) // 2
+    full = jnp.convolve(jax.random.normal(key, (d,), dtype), jnp.asarray(taps, dtype), mode="full")
+    return full[radius : radius + d]
+
+
+def time_warp(strength: float, sigma: float = 4.0) -> Augmentation:
+    """Random smooth monotone time warp of a 1-D signal (a 1-D elastic deformation that never folds time).
+
+    A white Gaussian field is smoothed by a Gaussian of standard deviation ``sigma`` samples and scaled to a largest
+    absolute value of ``strength``; the local rate of time is ``exp(field)``, and output sample ``t`` reads the input
+    at the cumulative rate up to ``t``, rescaled so that the first and last samples stay in place. Since every rate
+    is positive the warp is strictly increasing: the order of events is kept, their spacing varies locally by
+    factors in ``[exp(-strength), exp(strength)]`` (before the end-point rescaling).
+
+    Args:
+        strength: largest log-rate, >= 0. Zero gives exactly the identity.
+        sigma: smoothness of the field in samples, > 0 (large: nearly a uniform stretch).
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``strength`` is negative or ``sigma`` not positive; at call time, if ``x`` is not a floating
+            1-D array with at least 2 samples.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> time_warp(0.5)(jax.random.key(0), jnp.ones(10)).shape
+        (10,)
+    """
+    strength = _nonnegative("strength", strength)
+    sigma = _positive("sigma", sigma)
+    if strength == 0:
+        return identity()
+    taps = _gaussian_taps(sigma)
+
+    def aug(key: jax.Array, x: jax.Array) -> jax.Array:
+        x = _check_example(x)
+        _check_floating(x)
+        d = x.shape[0]
+        if d < 2:
+            raise ValueError(f"time_warp needs a signal of at least 2 samples; got d = {d}")
+        field = _smooth_noise(key, d - 1, x.dtype, taps)
+        peak = jnp.max(jnp.abs(field))
+        rate = jnp.exp(strength * field / jnp.where(peak > 0, peak, 1.0))
+        # Positions of the d samples: 0, then the running sum of the d - 1 rates, mapped onto [0, d - 1].
+        cumulative = jnp.concatenate([jnp.zeros(1, x.dtype), jnp.cumsum(rate)])
+        positions = cumulative * ((d - 1) / cumulative[-1])
+        return resample_signal(x, positions, circular=False)
+
+    return aug
+
+
+def amplitude_scale(max_factor: float) -> Augmentation:
+    """Scales the example about its own mean by a factor ``a`` log-uniform in ``[1 / max_factor, max_factor]``:
+    ``mean(x) + a (x - mean(x))`` (a contrast change; about the mean so that the result does not depend on where the
+    data set puts its zero level). Works for any vector.
+
+    Args:
+        max_factor: largest factor, >= 1. One gives exactly the identity.
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``max_factor < 1``; at call time, if ``x`` is not a floating 1-D array.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> amplitude_scale(1.2)(jax.random.key(0), jnp.ones(3)).shape
+        (3,)
+    """
+    max_factor = _nonnegative("max_factor", max_factor)
+    if max_factor < 1:
+        raise ValueError(f"max_factor must be >= 1 (factors in [1/max_factor, max_factor]); got {max_factor}")
+    if max_factor == 1:
+        return identity()
+    log_factor = math.log(max_factor)
+
+    def aug(key: jax.Array, x: jax.Array) -> jax.Array:
+        x = _check_example(x)
+        _check_floating(x)
+        centre = jnp.mean(x)
+        return centre + (x - centre) * jnp.exp(jax.random.uniform(key, (), x.dtype, -log_factor, log_factor))
+
+    return aug
+
+
+def slope(max_rise: float) -> Augmentation:
+    """Adds a random linear trend (the MNIST-1D "shear"): ``x + c * linspace(-1/2, 1/2, d)``, ``c`` uniform in
+    ``[-max_rise, max_rise]``, so the trend rises by ``c`` from the first sample to the last.
+
+    Args:
+        max_rise: largest end-to-end rise of the trend, >= 0. Zero gives exactly the identity.
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``max_rise`` is negative or not finite; at call time, if ``x`` is not a floating 1-D array.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> slope(0.1)(jax.random.key(0), jnp.zeros(5)).shape
+        (5,)
+    """
+    max_rise = _nonnegative("max_rise", max_rise)
+    if max_rise == 0:
+        return identity()
+
+    def aug(key: jax.Array, x: jax.Array) -> jax.Array:
+        x = _check_example(x)
+        _check_floating(x)
+        rise = jax.random.uniform(key, (), x.dtype, -max_rise, max_rise)
+        return x + rise * jnp.linspace(-0.5, 0.5, x.shape[0], dtype=x.dtype)
+
+    return aug
+
+
+def correlated_noise(std: float, sigma: float = 2.0) -> Augmentation:
+    """Additive Gaussian noise correlated along the signal: white noise smoothed by a Gaussian of standard deviation
+    ``sigma`` samples, scaled so that each sample's noise has standard deviation ``std`` (away from the ends,
+    where the zero-padded filter sees fewer samples).
+
+    Args:
+        std: standard deviation of the noise, >= 0. Zero gives exactly the identity.
+        sigma: correlation length in samples, > 0.
+
+    Returns:
+        The augmentation ``aug(key, x)``.
+
+    Raises:
+        ValueError: if ``std`` is negative or ``sigma`` not positive; at call time, if ``x`` is not a floating 1-D
+            array.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> correlated_noise(0.1)(jax.random.key(0), jnp.zeros(6)).shape
+        (6,)
+    """
+    std = _nonnegative("std", std)
+    sigma = _positive("sigma", sigma)
+    if std == 0:
+        return identity()
+    taps = _gaussian_taps(sigma)
+    gain = std / math.sqrt(sum(t * t for t in taps))
+
+    def aug(key: jax.Array, x: jax.Array) -> jax.Array:
+        x = _check_example(x)
+        _check_floating(x)
+        return x + gain * _smooth_noise(key, x.shape[0], x.dtype, taps)
+
+    return aug
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Views and configuration
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -600,20 +937,34 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
     - ``"hflip"``: True (probability 0.5) or a flip probability.
     - ``"cutout"``: patch size in pixels.
     - ``"mask"``: feature-masking probability;  ``"noise"``: Gaussian noise std.
+    - ``"amplitude"``: amplitude strength ``s``, factors in ``[1 / (1 + s), 1 + s]`` about the example's mean
+      (:func:`amplitude_scale`; any data set).
 
-    They are applied in that order: geometry first, then erasing, then noise on top.
+    Signals (``shape=None``, the example a 1-D signal):
+
+    - ``"signal_shift"``: largest shift in samples;  ``"time_scale"``: time-scale strength ``s``, factors in
+      ``[1 / (1 + s), 1 + s]``; both in one resampling (:func:`signal_affine`), wrapping around unless
+      ``"signal_wrap"`` is False (then zeros come in).
+    - ``"time_warp"``: largest log-rate of a smooth monotone warp (:func:`time_warp`); ``"time_warp_sigma"``: its
+      smoothness in samples (default 4).
+    - ``"slope"``: largest end-to-end rise of an added linear trend (:func:`slope`).
+    - ``"corr_noise"``: std of additive correlated noise (:func:`correlated_noise`); ``"corr_noise_sigma"``: its
+      correlation length in samples (default 2).
+
+    They are applied in that order: geometry first (image affine, elastic, flip; or signal shift/scale, time
+    warp), then erasing, then amplitude and slope, then masking and noise on top.
 
     Args:
         spec: mapping such as ``{"rotation": 12.0, "shift": 1.0, "noise": 0.03}``; None or empty gives the identity.
-        shape: image shape ``(height, width)``, or None for plain vectors (then only ``noise`` and ``mask`` may be
-            nonzero).
+        shape: image shape ``(height, width)``, or None for plain vectors and signals (then only ``noise``,
+            ``mask``, ``amplitude`` and the signal keys may be nonzero).
 
     Returns:
         The composed augmentation ``aug(key, x)``.
 
     Raises:
-        ValueError: on an unknown key (naming it), a negative strength, a probability outside [0, 1], or an image
-            augmentation requested with ``shape=None``.
+        ValueError: on an unknown key (naming it), a negative strength, a probability outside [0, 1], an image
+            augmentation requested with ``shape=None`` or a signal augmentation with an image shape.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -637,18 +988,31 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
     noise_std = _nonnegative("noise", spec.get("noise", 0.0))
     if isinstance(cutout_size, bool) or not float(_nonnegative("cutout", cutout_size)).is_integer():
         raise ValueError(f"cutout must be a non-negative integer patch size; got {cutout_size!r}")
+    amplitude = _nonnegative("amplitude", spec.get("amplitude", 0.0))
+    sig = {name: _nonnegative(name, spec.get(name, 0.0)) for name in _SIGNAL_CONFIG_KEYS}
+    time_warp_sigma = _positive("time_warp_sigma", spec.get("time_warp_sigma", 4.0))
+    corr_noise_sigma = _positive("corr_noise_sigma", spec.get("corr_noise_sigma", 2.0))
+    wrap = spec.get("signal_wrap", True)
+    if not isinstance(wrap, bool):
+        raise TypeError(f"signal_wrap must be a bool; got {wrap!r} ({type(wrap).__name__})")
 
     if shape is None:
         image_only = {"rotation": rotation, "shift": shift, "scale": zoom, "elastic": elastic_alpha,
                       "cutout": cutout_size, "hflip": flip_p}
-        requested = [name for name, value in image_only.items() if value]
+        requested = [name for name in _IMAGE_CONFIG_KEYS if image_only[name]]
         if requested:
             raise ValueError(
                 f"augmentation(s) {', '.join(requested)} need an image shape; with shape=None only "
-                f"{' and '.join(_VECTOR_CONFIG_KEYS)} are allowed"
+                f"{', '.join(_VECTOR_CONFIG_KEYS + _SIGNAL_CONFIG_KEYS)} are allowed"
             )
     else:
         shape = _image_shape(shape)
+        requested = [f"{name}={sig[name]:g}" for name in _SIGNAL_CONFIG_KEYS if sig[name]]
+        if requested:
+            raise ValueError(
+                f"signal augmentation(s) {', '.join(requested)} act on 1-D signals (data sets without an image "
+                f"shape); got image shape {shape}"
+            )
 
     augs = []
     if rotation or shift or zoom:
@@ -657,10 +1021,20 @@ def from_config(spec: Mapping[str, object] | None, shape: Sequence[int] | None) 
         augs.append(elastic(shape, elastic_alpha, elastic_sigma))
     if flip_p:
         augs.append(hflip(shape, flip_p))
+    if sig["signal_shift"] or sig["time_scale"]:
+        augs.append(signal_affine(sig["signal_shift"], 1.0 + sig["time_scale"], circular=wrap))
+    if sig["time_warp"]:
+        augs.append(time_warp(sig["time_warp"], time_warp_sigma))
     if cutout_size:
         augs.append(cutout(shape, int(cutout_size)))
+    if amplitude:
+        augs.append(amplitude_scale(1.0 + amplitude))
+    if sig["slope"]:
+        augs.append(slope(sig["slope"]))
     if mask_p:
         augs.append(feature_mask(mask_p))
     if noise_std:
         augs.append(gaussian_noise(noise_std))
+    if sig["corr_noise"]:
+        augs.append(correlated_noise(sig["corr_noise"], corr_noise_sigma))
     return compose(*augs)

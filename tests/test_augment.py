@@ -30,6 +30,15 @@ AUGS = {
     "config": lambda: augment.from_config(
         {"rotation": 12.0, "shift": 1.0, "scale": 0.1, "noise": 0.03, "cutout": 2, "hflip": True, "mask": 0.1}, SHAPE
     ),
+    "signal_affine": lambda: augment.signal_affine(2.0, 1.2),
+    "signal_shift_zeros": lambda: augment.signal_shift(2.0, circular=False),
+    "time_warp": lambda: augment.time_warp(0.5, 2.0),
+    "amplitude": lambda: augment.amplitude_scale(1.2),
+    "slope": lambda: augment.slope(0.2),
+    "corr_noise": lambda: augment.correlated_noise(0.1, 2.0),
+    "signal_config": lambda: augment.from_config(
+        {"signal_shift": 3.0, "time_scale": 0.2, "time_warp": 0.3, "amplitude": 0.2, "slope": 0.2, "corr_noise": 0.05,
+         "noise": 0.01, "rotation": 0.0, "shift": 0.0}, None),
 }
 
 # Every constructor at zero strength: each must be exactly the identity.
@@ -48,6 +57,16 @@ ZERO_AUGS = {
         {"rotation": 0.0, "shift": 0.0, "scale": 0.0, "noise": 0.0, "cutout": 0, "hflip": False, "mask": 0.0}, SHAPE
     ),
     "config_empty": lambda: augment.from_config({}, None),
+    "signal_affine": lambda: augment.signal_affine(0.0, 1.0),
+    "signal_shift": lambda: augment.signal_shift(0.0),
+    "time_scale": lambda: augment.time_scale(1.0),
+    "time_warp": lambda: augment.time_warp(0.0),
+    "amplitude": lambda: augment.amplitude_scale(1.0),
+    "slope": lambda: augment.slope(0.0),
+    "corr_noise": lambda: augment.correlated_noise(0.0),
+    "signal_config_zero": lambda: augment.from_config(
+        {"signal_shift": 0.0, "time_scale": 0.0, "time_warp": 0.0, "amplitude": 0.0, "slope": 0.0, "corr_noise": 0.0,
+         "signal_wrap": False}, None),
 }
 
 
@@ -72,8 +91,10 @@ def test_deterministic_given_key_and_varies_with_key(name):
     assert any(not np.array_equal(outs[0], o) for o in outs[1:])
 
 
-# One per building block (affine covers translate/rotate/scale): each jit of a new closure compiles afresh.
-@pytest.mark.parametrize("name", ["affine", "cutout", "hflip", "noise", "mask"])
+# One per building block (affine covers translate/rotate/scale, signal_affine shift/time scale): each jit of a new
+# closure compiles afresh.
+@pytest.mark.parametrize("name", ["affine", "cutout", "hflip", "noise", "mask", "signal_affine", "time_warp",
+                                  "corr_noise"])
 def test_jit_and_vmap_match_loop(name):
     aug = AUGS[name]()
     X = jnp.stack([_image(s) for s in range(3)])
@@ -355,3 +376,196 @@ def test_elastic_from_config_needs_an_image_and_runs_in_make_views():
     views, groups = augment.make_views(jax.random.key(0), jnp.stack([_image(0), _image(1)]), 3, aug)
     assert views.shape == (6, D) and groups.tolist() == [0, 0, 0, 1, 1, 1]
     assert np.all(np.isfinite(np.asarray(views)))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Signal (1-D) augmentations against numpy references (np.interp)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _signal(seed=0, d=D):
+    return np.random.default_rng(seed).normal(size=d)
+
+
+def _interp_reference(x, positions, circular):
+    """np.interp: periodic, or on the signal padded with one 0 at each end and 0 further out."""
+    d = x.size
+    if circular:
+        return np.interp(positions, np.arange(d), x, period=d)
+    return np.interp(positions, np.arange(-1, d + 1), np.concatenate([[0.0], x, [0.0]]), left=0.0, right=0.0)
+
+
+@pytest.mark.parametrize("circular", [True, False])
+def test_resample_signal_matches_np_interp(circular):
+    x = _signal()
+    positions = np.random.default_rng(1).uniform(-3.0, D + 3.0, size=50)
+    out = augment.resample_signal(jnp.asarray(x), jnp.asarray(positions), circular)
+    np.testing.assert_allclose(out, _interp_reference(x, positions, circular), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("circular", [True, False])
+@pytest.mark.parametrize("shift, stretch", [(2.0, 1.0), (-3.3, 1.0), (0.0, 1.4), (1.7, 0.8)])
+def test_signal_warp_matches_np_interp(shift, stretch, circular):
+    x = _signal()
+    centre = (D - 1) / 2
+    positions = centre + (np.arange(D) - shift - centre) / stretch
+    out = augment.signal_warp(jnp.asarray(x), shift, stretch, circular)
+    np.testing.assert_allclose(out, _interp_reference(x, positions, circular), rtol=1e-12, atol=1e-12)
+
+
+def test_signal_warp_integer_circular_shift_is_np_roll():
+    x = _signal()
+    np.testing.assert_allclose(augment.signal_warp(jnp.asarray(x), shift=4.0), np.roll(x, 4), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("circular", [True, False])
+def test_signal_shift_draws_a_shift_within_range_and_resamples_like_np_interp(circular):
+    aug = augment.signal_shift(3.5, circular=circular)
+    impulse = np.zeros(D)
+    impulse[D // 2] = 1.0
+    x = _signal()
+    for k in range(6):
+        key = jax.random.key(k)
+        response = np.asarray(aug(key, jnp.asarray(impulse)))
+        # The impulse lands between two samples: its centre of mass is D // 2 + the drawn shift.
+        u = float(np.sum(np.arange(D) * response)) - D // 2
+        assert abs(u) <= 3.5 + 1e-12 and abs(response.sum() - 1.0) < 1e-12
+        expected = _interp_reference(x, np.arange(D) - u, circular)
+        np.testing.assert_allclose(aug(key, jnp.asarray(x)), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_time_scale_draws_a_factor_within_range_and_resamples_about_the_centre():
+    aug = augment.time_scale(1.3, circular=False)
+    ramp = np.arange(D, dtype=float)
+    centre = (D - 1) / 2
+    x = _signal()
+    factors = []
+    for k in range(6):
+        key = jax.random.key(k)
+        read = np.asarray(aug(key, jnp.asarray(ramp)))  # a ramp returns the positions it was read at (inside)
+        factor = 1.0 / (read[D // 2] - read[D // 2 - 1])
+        assert 1 / 1.3 - 1e-12 <= factor <= 1.3 + 1e-12
+        np.testing.assert_allclose(read[D // 2], centre + (D // 2 - centre) / factor, rtol=1e-12)
+        positions = centre + (np.arange(D) - centre) / factor
+        np.testing.assert_allclose(aug(key, jnp.asarray(x)), _interp_reference(x, positions, False), atol=1e-10)
+        factors.append(factor)
+    assert min(factors) < 1 < max(factors)  # stretching and compressing both happen
+
+
+def test_time_warp_is_monotone_keeps_the_ends_and_resamples_like_np_interp():
+    strength = 0.6
+    aug = augment.time_warp(strength, sigma=2.0)
+    ramp = np.arange(D, dtype=float)
+    x = _signal()
+    for k in range(4):
+        key = jax.random.key(k)
+        positions = np.asarray(aug(key, jnp.asarray(ramp)))  # linear interpolation of a ramp is exact
+        steps = np.diff(positions)
+        assert positions[0] == pytest.approx(0.0, abs=1e-12) and positions[-1] == pytest.approx(D - 1, abs=1e-12)
+        assert steps.min() > 0 and steps.max() / steps.min() <= np.exp(2 * strength) + 1e-9
+        assert not np.allclose(steps, 1.0)
+        np.testing.assert_allclose(aug(key, jnp.asarray(x)), np.interp(positions, ramp, x), rtol=1e-12, atol=1e-12)
+
+
+def test_amplitude_scale_scales_about_the_mean_within_range():
+    aug = augment.amplitude_scale(1.25)
+    x = _signal() + 3.0
+    factors = []
+    for k in range(8):
+        out = np.asarray(aug(jax.random.key(k), jnp.asarray(x)))
+        a = (out - x.mean()) / (x - x.mean())
+        np.testing.assert_allclose(a, a[0], rtol=1e-10)
+        assert 1 / 1.25 - 1e-12 <= a[0] <= 1.25 + 1e-12
+        factors.append(a[0])
+    assert min(factors) < 1 < max(factors)
+
+
+def test_slope_adds_a_linear_trend_within_range():
+    aug = augment.slope(0.4)
+    x = _signal()
+    for k in range(4):
+        trend = np.asarray(aug(jax.random.key(k), jnp.asarray(x))) - x
+        rise = trend[-1] - trend[0]
+        assert abs(rise) <= 0.4 + 1e-12
+        np.testing.assert_allclose(trend, rise * (np.arange(D) / (D - 1) - 0.5), atol=1e-12)
+
+
+def test_correlated_noise_has_the_stated_std_and_the_filters_correlation():
+    std, sigma, d = 0.3, 1.5, 24
+    aug = augment.correlated_noise(std, sigma)
+    noise = np.asarray(jax.vmap(aug, in_axes=(0, None))(jax.random.split(jax.random.key(0), 4000), jnp.zeros(d)))
+    inner = noise[:, 6:-6]  # away from the zero-padded ends
+    assert np.std(inner) == pytest.approx(std, rel=0.05)
+    # Reference: lag-1 correlation of white noise filtered by the Gaussian taps (numpy, radius ceil(3 sigma)).
+    t = np.arange(-5, 6)
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    rho = np.sum(g[:-1] * g[1:]) / np.sum(g * g)
+    lag1 = np.mean(inner[:, :-1] * inner[:, 1:]) / np.mean(inner * inner)
+    assert lag1 == pytest.approx(rho, abs=0.03)
+
+
+def test_from_config_signals_matches_composition():
+    spec = {"signal_shift": 3.0, "time_scale": 0.2, "signal_wrap": False, "time_warp": 0.3, "time_warp_sigma": 2.0,
+            "amplitude": 0.1, "slope": 0.2, "mask": 0.1, "noise": 0.01, "corr_noise": 0.05, "corr_noise_sigma": 1.5}
+    expected = augment.compose(
+        augment.signal_affine(3.0, 1.2, circular=False),
+        augment.time_warp(0.3, 2.0),
+        augment.amplitude_scale(1.1),
+        augment.slope(0.2),
+        augment.feature_mask(0.1),
+        augment.gaussian_noise(0.01),
+        augment.correlated_noise(0.05, 1.5),
+    )
+    key, x = jax.random.key(4), jnp.asarray(_signal())
+    np.testing.assert_array_equal(augment.from_config(spec, None)(key, x), expected(key, x))
+
+
+@pytest.mark.parametrize(
+    "spec, shape, error, match",
+    [
+        ({"signal_shift": -1.0}, None, ValueError, "signal_shift must be a finite number >= 0"),
+        ({"time_scale": float("inf")}, None, ValueError, "time_scale must be a finite number >= 0"),
+        ({"time_warp_sigma": 0.0}, None, ValueError, "time_warp_sigma must be a finite number > 0"),
+        ({"corr_noise_sigma": -1.0}, None, ValueError, "corr_noise_sigma must be a finite number > 0"),
+        ({"slope": "steep"}, None, TypeError, "slope must be a finite number >= 0"),
+        ({"signal_wrap": 1}, None, TypeError, "signal_wrap must be a bool; got 1"),
+        ({"signal_shift": 2.0, "slope": 0.1}, SHAPE, ValueError,
+         r"signal augmentation\(s\) signal_shift=2, slope=0.1 act on 1-D signals .* image shape \(6, 5\)"),
+    ],
+)
+def test_from_config_signal_errors(spec, shape, error, match):
+    with pytest.raises(error, match=match):
+        augment.from_config(spec, shape)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: augment.signal_shift(-1.0), "max_shift must be a finite number >= 0"),
+        (lambda: augment.time_scale(0.9), r"max_factor must be >= 1"),
+        (lambda: augment.signal_affine(max_stretch=0.5), r"max_stretch must be >= 1"),
+        (lambda: augment.time_warp(0.5, sigma=0.0), "sigma must be a finite number > 0"),
+        (lambda: augment.time_warp(-0.5), "strength must be a finite number >= 0"),
+        (lambda: augment.amplitude_scale(0.5), r"max_factor must be >= 1"),
+        (lambda: augment.slope(float("nan")), "max_rise must be a finite number >= 0"),
+        (lambda: augment.correlated_noise(-0.1), "std must be a finite number >= 0"),
+    ],
+)
+def test_signal_constructor_errors(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_signal_augmentations_on_signals_shorter_than_their_filters():
+    x = jnp.asarray(_signal(d=5))  # the default filters span 2 * ceil(3 sigma) + 1 = 13 and 25 samples
+    for aug in (augment.correlated_noise(0.1), augment.time_warp(0.5)):
+        assert aug(jax.random.key(0), x).shape == (5,)
+
+
+def test_signal_call_errors():
+    with pytest.raises(ValueError, match=r"one flat example of shape \(d,\)"):
+        augment.signal_shift(1.0)(jax.random.key(0), jnp.zeros((2, D)))
+    with pytest.raises(ValueError, match="x must have a floating dtype"):
+        augment.time_warp(0.5)(jax.random.key(0), jnp.zeros(D, jnp.int32))
+    with pytest.raises(ValueError, match="time_warp needs a signal of at least 2 samples; got d = 1"):
+        augment.time_warp(0.5)(jax.random.key(0), jnp.zeros(1))

@@ -262,6 +262,7 @@ BAD_INPUT = [
     (["--config", "{tmp}/missing.toml"], "config file"),
     (["--config", "{tmp}/bad.toml"], "is not valid TOML"),
     (["--set", "data.name=moons"], "views: augmentation(s) rotation, shift need an image shape"),
+    (["--set", "views.signal_shift=3"], "views: signal augmentation(s) signal_shift=3 act on 1-D signals"),
     (["--set", "data.max_train=50", "--set", "eval.labels_per_class=[10]"], "eval.labels_per_class asks for 10"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--out", "{tmp}/bad.toml"], "--out: '{tmp}/bad.toml' exists and is not a directory"),

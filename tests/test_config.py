@@ -94,6 +94,9 @@ def test_unparsable_override(text):
     ("eval.labels_per_class=[1, 1]", "eval.labels_per_class names a budget twice"),
     ("eval.probes=['svm']", "eval.probes has unknown probe 'svm'"),
     ("views.hflip=2", "views.hflip must be a probability in [0, 1]"),
+    ("views.signal_shift=-2", "views.signal_shift must be a finite number >= 0, got -2.0"),
+    ("views.signal_wrap=1", "views.signal_wrap must be a boolean (true or false), got the integer 1"),
+    ("views.time_warp_sigma=0", "views.time_warp_sigma must be a finite number > 0, got 0.0"),
     ("graph.normalize=rw", "graph.normalize"),
     ("graph.normalize=1", "graph.normalize"),
 ])

@@ -25,7 +25,8 @@ def test_kernel_constructors():
         assert callable(getattr(kssl.kernels, name)), name
     for name in ("from_groups", "knn", "from_weights", "normalize", "laplacian", "pairs_from_groups"):
         assert callable(getattr(kssl.graphs, name)), name
-    for name in ("make_views", "from_config", "compose", "affine", "gaussian_noise", "feature_mask"):
+    for name in ("make_views", "from_config", "compose", "affine", "gaussian_noise", "feature_mask", "signal_shift",
+                 "time_scale", "time_warp", "amplitude_scale", "slope", "correlated_noise", "resample_signal"):
         assert callable(getattr(kssl.augment, name)), name
     for name in ("load", "digits", "mnist1d", "mnist", "from_file"):
         assert callable(getattr(kssl.data, name)), name

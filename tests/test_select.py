@@ -6,7 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.neighbors import KNeighborsClassifier
 
+from kernel_ssl_jax import evaluate
 from kernel_ssl_jax.lab import cli, config, experiment, select
 
 SMALL = ["data.max_train=60", "data.max_test=30", "graph.knn=5", "ssl.objectives=['vicreg']",
@@ -37,7 +39,14 @@ def test_selection_never_reads_the_test_labels(prep):
     assert sel2["methods"] == selection["methods"]  # and the same validation scores
     # ... while the test score does read them (the check above is not vacuous).
     assert acc2["vicreg"]["1"]["mean"] != accuracy["vicreg"]["1"]["mean"]
-    assert set(accuracy) == {"vicreg", "base_kernel", "supervised", "peer:label_spreading"}
+    assert set(accuracy) == {"vicreg", "base_kernel", "base_kernel/knn", "supervised", "peer:label_spreading"}
+    # The base kernel's 1-NN (RBF: the Euclidean nearest neighbour) against scikit-learn, on the same label draws.
+    ds, ev = prep.ds, prep.cfg["eval"]
+    reference = evaluate.accuracy_vs_labels(
+        lambda idx: KNeighborsClassifier(1).fit(ds.X_train[idx], ds.y_train[idx]).predict(ds.X_test),
+        ds.y_train, ds.y_test, ev["labels_per_class"], ev["n_draws"], ev["seed"])
+    for b in ("1", "2"):
+        np.testing.assert_allclose(accuracy["base_kernel/knn"][b]["draws"], reference[b]["draws"])
     grid = selection["methods"]["vicreg"]["1"]["grid"]
     assert len(grid) == 4 and {tuple(sorted(g["params"])) for g in grid} == {
         ("bandwidth_scale", "beta", "dim", "knn", "lam")}
@@ -79,7 +88,8 @@ def test_cli_select_flag_turns_selection_on_and_peers_write_valid_accuracies(tmp
     (run_dir,) = tmp_path.iterdir()
     res = json.loads((run_dir / "results.json").read_text())
     assert res["selection"]["protocol"]["val_labels"] == 30
-    assert set(res["selection"]["methods"]) == {"vicreg", "base_kernel", *(f"peer:{p}" for p in config.PEERS)}
+    assert set(res["selection"]["methods"]) == {"vicreg", "base_kernel", "base_kernel/knn",
+                                                *(f"peer:{p}" for p in config.PEERS)}
     printed = capsys.readouterr().out
     assert "Chosen hyper-parameters" in printed
     for peer in config.PEERS:

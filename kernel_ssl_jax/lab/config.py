@@ -278,6 +278,23 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "cutout": Option("int", 0, "side in pixels of a random erased square, 0 for none (images)", _nonneg_int),
         "hflip": Option("float", 0.0, "probability of a horizontal flip (images; off for digits)", _probability),
         "mask": Option("float", 0.0, "probability of zeroing each feature", _probability),
+        "amplitude": Option("float", 0.0, "amplitude strength s: scale about the example's mean by a factor in "
+                            "[1/(1+s), 1+s]", _at_least(0.0)),
+        "signal_shift": Option("float", 0.0, "largest shift in samples, sub-sample allowed (signals: data sets "
+                               "without an image shape)", _at_least(0.0)),
+        "signal_wrap": Option("bool", True, "signal shift/time scale wrap around (false: zeros come in)"),
+        "time_scale": Option("float", 0.0, "time-scale strength s: stretch/compress about the centre by factors in "
+                             "[1/(1+s), 1+s] (signals)", _at_least(0.0)),
+        "time_warp": Option("float", 0.0, "largest log-rate of a smooth monotone time warp (signals; 0: none)",
+                            _at_least(0.0)),
+        "time_warp_sigma": Option("float", 4.0, "smoothness in samples of the time warp's field",
+                                  _at_least(0.0, strict=True)),
+        "slope": Option("float", 0.0, "largest end-to-end rise of an added linear trend (signals; 0: none)",
+                        _at_least(0.0)),
+        "corr_noise": Option("float", 0.0, "std of additive noise correlated along the signal (signals; 0: none)",
+                             _at_least(0.0)),
+        "corr_noise_sigma": Option("float", 2.0, "correlation length in samples of the correlated noise",
+                                   _at_least(0.0, strict=True)),
     },
     "graph": {
         "knn": Option("int", 10, "add a k-nearest-neighbour graph over the views to the view cliques (0: cliques only)",

@@ -578,6 +578,29 @@ def base_kernel_candidates(prep: Prepared, grams: list[ViewGram], regs, n_classe
     return out
 
 
+def base_kernel_knn_candidates(prep: Prepared, grams: list[ViewGram], n_classes: int) -> list[_select.Candidate]:
+    """The reference row `base_kernel/knn`: `eval.knn_k`-NN under the normalised base kernel, one candidate per
+    bandwidth factor (for rbf/laplacian the neighbours do not depend on the bandwidth, so the candidates tie)."""
+    ds, out = prep.ds, []
+    y, k = np.asarray(ds.y_train), prep.cfg["eval"]["knn_k"]
+    for g in grams:
+        K_tr = np.asarray(_kernels.gram(g.kernel, jnp.asarray(ds.X_train)))
+        K_te = np.asarray(_kernels.gram(g.kernel, jnp.asarray(ds.X_test), jnp.asarray(ds.X_train)))
+        diag_tr = np.diag(K_tr)
+        S_tr = K_tr / np.sqrt(np.outer(diag_tr, diag_tr))
+        X_test = jnp.asarray(ds.X_test)
+        S_te = K_te / np.sqrt(np.outer(np.asarray(jax.vmap(g.kernel)(X_test, X_test)), diag_tr))
+
+        def train(idx, query, S_tr=S_tr):
+            return _evaluate.knn_similarity(S_tr[np.ix_(query, idx)], y[idx], k=min(k, len(idx)), n_classes=n_classes)
+
+        def test(idx, S_te=S_te):
+            return _evaluate.knn_similarity(S_te[:, idx], y[idx], k=min(k, len(idx)), n_classes=n_classes)
+
+        out.append(_select.Candidate({"bandwidth_scale": g.scale}, train, test))
+    return out
+
+
 def peer_candidates(prep: Prepared, peer: str, grams: list[ViewGram] | None, n_classes: int) -> list[_select.Candidate]:
     """The grid of one peer (`peers`): its `[select]` grid when selecting (`grams` given), else its default point."""
     cfg, ds = prep.cfg, prep.ds
@@ -666,6 +689,8 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
                           + "; ".join(f"{b}: {_select.describe(c['params'])}" for b, c in choices[objective].items()))
     accuracy["base_kernel"], choices["base_kernel"] = score_selected(
         base_kernel_candidates(prep, grams, sel["reg"], n_classes), proto, prep, "kernel_ridge, selected")
+    accuracy["base_kernel/knn"], choices["base_kernel/knn"] = score_selected(
+        base_kernel_knn_candidates(prep, grams, n_classes), proto, prep, "knn")
     X_train, X_test, y_train = ds.X_train, ds.X_test, np.asarray(ds.y_train)
     sup = _select.Candidate({}, None, lambda idx: _evaluate.logistic_probe(X_train[idx], y_train[idx], X_test,
                                                                            n_classes=n_classes))
