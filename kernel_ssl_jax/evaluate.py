@@ -92,15 +92,6 @@ def _check_reg(reg: Any, name: str = "reg") -> float:
     return reg if _v.is_traced(reg) else float(reg)
 
 
-def _check_same_width(F_train: jax.Array, F_test: jax.Array) -> None:
-    d = F_train.shape[1]
-    if F_test.shape[1] != d:
-        raise ValueError(
-            f"F_test must have shape (m, {d}) to match F_train of shape {tuple(F_train.shape)}; "
-            f"got shape {tuple(F_test.shape)}"
-        )
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Numerics (jitted, private).
 # ----------------------------------------------------------------------------------------------------------------------
@@ -264,8 +255,7 @@ def ridge_probe(
       [0, 0, 1, 1]
     """
     F_train = _v.array("F_train", F_train)
-    F_test = _v.array("F_test", F_test)
-    _check_same_width(F_train, F_test)
+    F_test = _v.array("F_test", F_test, d=F_train.shape[1])
     y_train, n_classes = _labels(y_train, "y_train", F_train.shape[0], n_classes)
     reg = _check_reg(reg)
     dtype = jnp.result_type(F_train.dtype, F_test.dtype)
@@ -318,8 +308,7 @@ def logistic_probe(
       [0, 0, 1, 1]
     """
     F_train = _v.array("F_train", F_train)
-    F_test = _v.array("F_test", F_test)
-    _check_same_width(F_train, F_test)
+    F_test = _v.array("F_test", F_test, d=F_train.shape[1])
     y_train, n_classes = _labels(y_train, "y_train", F_train.shape[0], n_classes)
     reg = _check_reg(reg)
     steps = _v.integer("steps", steps)
@@ -418,8 +407,7 @@ def knn_cosine(
       [0]
     """
     F_train = _v.array("F_train", F_train)
-    F_test = _v.array("F_test", F_test)
-    _check_same_width(F_train, F_test)
+    F_test = _v.array("F_test", F_test, d=F_train.shape[1])
     n = F_train.shape[0]
     y_train, n_classes = _labels(y_train, "y_train", n, n_classes)
     k = _v.integer("k", k)

@@ -286,7 +286,7 @@ def test_accuracy_vs_labels_errors():
 def test_probe_errors_name_the_argument():
     rng = np.random.default_rng(10)
     F, y, Ft = rng.normal(size=(10, 3)), np.arange(10) % 2, rng.normal(size=(4, 3))
-    with pytest.raises(ValueError, match=r"F_test must have shape \(m, 3\)"):
+    with pytest.raises(ValueError, match=r"F_test must have 3 features \(as the training data\), got 2"):
         ridge_probe(F, y, rng.normal(size=(4, 2)))
     with pytest.raises(ValueError, match=r"y_train must have shape \(10,\)"):
         ridge_probe(F, y[:9], Ft)
