@@ -29,7 +29,8 @@ needed (`lam = 0`, vicreg's projector onto range(K), vicreg_hard, barlow). Contr
 its factors `f s^-1/2 = g s^1/2 = (s + lam)^-1/2` are bounded, as in the Cholesky path of `spectral`; this keeps the
 float32 error at the rounding level instead of the truncation level (docs/scaling.md). Its D x D pencil
 `(PA, M2 + lam I)` goes to the block Krylov eigensolver (`eigenbasis.solve_pencil_krylov`) where that pays
-(`eigenbasis.krylov_pays`: D >= 1056 at dim 32), with LAPACK's subset driver when it does not converge.
+(`eigenbasis.krylov_pays`: D >= 1056 at dim 32), with LAPACK's subset driver when it does not converge (then
+`Solution.reason` of `solve_features` says so).
 
 Multi-device. The rows are split over a 1-D mesh `("data",)` of `devices`: each device computes the features of its
 rows (`Psi` sharded as `P("data", None)`, blockwise inside `jax.shard_map`) and reduces them to its partial `M2`,
@@ -501,6 +502,11 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     Raises:
       ValueError: `dim` above the rank, or a barlow problem without `dim` positive directions.
     """
+    return _solve_stats_routed(objective, stats, dim=dim, lam=lam, beta=beta, rcond=rcond)[:3]
+
+
+def _solve_stats_routed(objective, stats, *, dim, lam, beta, rcond):
+    """`solve_stats` and the reason when the block Krylov eigensolver did not converge (else "")."""
     _objectives.check_objective(objective)
     dim = _v.integer("dim", dim)
     lam = float(_v.real("lam", lam))
@@ -511,12 +517,15 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     cut = rcond if explicit else _eb.solver_rcond(objective, lam, rcond)
     what = "the feature second moment Psi^T Psi (= the rank of K)"
     _eb.check_rank(dim, D, rcond, what)
-    W = None
+    W, reason = None, ""
     if objective == "contrastive" and lam > 0 and cut == 0 and _eb.krylov_pays(D, dim):
         # The pencil by the block Krylov eigensolver; the exact subset solver below unless it converged.
         W, w, res = _eb.solve_pencil_krylov(stats.M2, stats.PA, lam, dim)
         W = W if bool(res.converged) and _v.all_finite(W) else None
         s = _eigvalsh(stats.M2) if W is not None else None
+        if W is None:
+            reason = (f"the block Krylov eigensolver did not converge in {int(res.passes)} passes: the exact subset "
+                      "eigensolver of the feature pencil instead")
     if W is None and objective == "contrastive" and lam > 0 and cut == 0:
         W, w, s = _solve_stats_pencil(stats, lam, dim)
         W = W if _v.all_finite(W) else None  # M2 + lam I not numerically definite (lam ~ rounding)
@@ -528,7 +537,7 @@ def solve_stats(objective: str, stats: FeatureStats, *, dim: int, lam: float = D
     s = jnp.asarray(np.where(kept, s, 0.0))
     if objective == "barlow":
         _eb.check_barlow_feasible(w, dim, rcond)
-    return W, w, s
+    return W, w, s, reason
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -675,10 +684,10 @@ def solve_features(objective: str, X, A=None, *, kernel, dim: int, lam: float = 
                                    rcond=landmark_rcond)
     stats = _feature_stats(objective, fmap, X, groups=groups, A=A, pairs=pairs, block_size=block_size,
                            devices=devices, shard=shard)
-    W, w, s = solve_stats(objective, stats, dim=dim, lam=lam, beta=beta, rcond=rcond)
+    W, w, s, reason = _solve_stats_routed(objective, stats, dim=dim, lam=lam, beta=beta, rcond=rcond)
     loss_value = loss_from_stats(objective, W, stats, lam=lam, beta=beta)
     train_x, sol_kernel, coef = fmap.representer(W)  # the caller's map: the Solution keeps its kernel object
     train_x, coef = jnp.asarray(train_x, X.dtype), jnp.asarray(coef, X.dtype)
     return Solution(coef=coef, train_x=train_x, kernel=sol_kernel, eigenvalues=w, loss=loss_value,
                     gram_eigenvalues=s, loss_history=jnp.zeros((0,), X.dtype), objective=objective, dim=dim,
-                    lam=lam, beta=beta, method=f"features-{used}")
+                    lam=lam, beta=beta, method=f"features-{used}", reason=reason)

@@ -1,5 +1,7 @@
 """Feature-space closed forms (kernel_ssl_jax/lowrank.py) against the dense path (SPEC.md §3), sharding, numerics."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 import kernel_ssl_jax as kssl
-from kernel_ssl_jax import featuremaps, graphs, kernels, lowrank, objectives
+from kernel_ssl_jax import eigenbasis, featuremaps, graphs, kernels, lowrank, objectives
 
 OBJECTIVES = kssl.OBJECTIVES
 
@@ -332,3 +334,18 @@ def test_nystrom_statistics_from_kernel_columns_equal_those_of_the_features(monk
     lowered = jax.jit(eigenbasis.moment).trace(Pb)
     assert "callback" in lowered.lower().as_text()
     assert "callback" not in lowered.lower(lowering_platforms=("cuda",)).as_text()
+
+
+def test_krylov_fallback_on_the_feature_path_is_recorded(monkeypatch):
+    """The contrastive pencil's block Krylov solver, forced (here D is small) and starved (one pass of one block),
+    does not converge: the exact subset solver gives the solution and `Solution.reason` says why."""
+    X, groups, _, _, _ = problem()
+    kw = dict(groups=groups, kernel=kssl.kernels.rbf(2.0), dim=2, lam=0.1, n_landmarks=40)
+    ref = lowrank.solve_features("contrastive", X, **kw)  # D < KRYLOV_MIN_N: the exact route
+    assert ref.reason == ""
+    monkeypatch.setattr(eigenbasis, "krylov_pays", lambda *args, **kwargs: True)
+    monkeypatch.setattr(eigenbasis, "solve_pencil_krylov",
+                        functools.partial(eigenbasis.solve_pencil_krylov, depth=0, passes=1))
+    sol = lowrank.solve_features("contrastive", X, **kw)
+    assert "did not converge in 1 passes" in sol.reason
+    assert float(sol.loss) == pytest.approx(float(ref.loss), rel=1e-10)
