@@ -102,6 +102,14 @@ def _check_floating(x: jax.Array) -> None:
         raise ValueError(f"x must have a floating dtype for this augmentation; got {x.dtype}")
 
 
+def _factor_bound(name: str, value, what: str = "factors") -> float:
+    """The bound `b >= 1` of random factors in `[1 / b, b]` (zoom, time scale, amplitude)."""
+    value = _nonnegative(name, value)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 ({what} in [1/{name}, {name}]); got {value}")
+    return value
+
+
 def _positive(name: str, value) -> float:
     return float(_v.real(name, value, strict=True))
 
@@ -335,9 +343,7 @@ def affine(
     shape = _image_shape(shape)
     max_degrees = _nonnegative("max_degrees", max_degrees)
     max_shift = _nonnegative("max_shift", max_shift)
-    max_scale = _nonnegative("max_scale", max_scale)
-    if max_scale < 1:
-        raise ValueError(f"max_scale must be >= 1 (zoom in [1/max_scale, max_scale]); got {max_scale}")
+    max_scale = _factor_bound("max_scale", max_scale, "zoom")
     if max_degrees == 0 and max_shift == 0 and max_scale == 1:
         return identity()
     log_scale = math.log(max_scale)
@@ -414,9 +420,7 @@ def scale(shape: Sequence[int], max_factor: float) -> Augmentation:
         >>> scale((8, 8), 1.2)(jax.random.key(0), jnp.ones(64)).shape
         (64,)
     """
-    max_factor = _nonnegative("max_factor", max_factor)
-    if max_factor < 1:
-        raise ValueError(f"max_factor must be >= 1 (zoom in [1/max_factor, max_factor]); got {max_factor}")
+    max_factor = _factor_bound("max_factor", max_factor, "zoom")
     return affine(shape, max_scale=max_factor)
 
 
@@ -641,9 +645,7 @@ def signal_affine(max_shift: float = 0.0, max_stretch: float = 1.0, circular: bo
         (10,)
     """
     max_shift = _nonnegative("max_shift", max_shift)
-    max_stretch = _nonnegative("max_stretch", max_stretch)
-    if max_stretch < 1:
-        raise ValueError(f"max_stretch must be >= 1 (factors in [1/max_stretch, max_stretch]); got {max_stretch}")
+    max_stretch = _factor_bound("max_stretch", max_stretch)
     if max_shift == 0 and max_stretch == 1:
         return identity()
     log_stretch = math.log(max_stretch)
@@ -701,9 +703,7 @@ def time_scale(max_factor: float, circular: bool = True) -> Augmentation:
         >>> time_scale(1.3)(jax.random.key(0), jnp.ones(8)).shape
         (8,)
     """
-    max_factor = _nonnegative("max_factor", max_factor)
-    if max_factor < 1:
-        raise ValueError(f"max_factor must be >= 1 (factors in [1/max_factor, max_factor]); got {max_factor}")
+    max_factor = _factor_bound("max_factor", max_factor)
     return signal_affine(max_stretch=max_factor, circular=circular)
 
 
@@ -782,9 +782,7 @@ def amplitude_scale(max_factor: float) -> Augmentation:
         >>> amplitude_scale(1.2)(jax.random.key(0), jnp.ones(3)).shape
         (3,)
     """
-    max_factor = _nonnegative("max_factor", max_factor)
-    if max_factor < 1:
-        raise ValueError(f"max_factor must be >= 1 (factors in [1/max_factor, max_factor]); got {max_factor}")
+    max_factor = _factor_bound("max_factor", max_factor)
     if max_factor == 1:
         return identity()
     log_factor = math.log(max_factor)
