@@ -72,6 +72,7 @@ __all__ = [
     "cholesky",
     "default_rcond",
     "KrylovEigh",
+    "krylov_fallback_reason",
     "krylov_pays",
     "krylov_width",
     "eigh_extreme",
@@ -387,6 +388,12 @@ class KrylovEigh(NamedTuple):
     residual: Array
     converged: Array
     passes: Array
+
+
+def krylov_fallback_reason(res: KrylovEigh) -> str:
+    """`Solution.reason` when the block Krylov eigensolver did not converge and the exact subset solver ran."""
+    return (f"the block Krylov eigensolver did not converge in {int(res.passes)} passes (relative residual "
+            f"{float(res.residual):.2g}): exact subset eigensolver instead")
 
 
 def krylov_pays(n: int, k: int, depth: int = KRYLOV_DEPTH) -> bool:

@@ -524,8 +524,7 @@ def _solve_stats_routed(objective, stats, *, dim, lam, beta, rcond):
         W = W if bool(res.converged) and _v.all_finite(W) else None
         s = _eigvalsh(stats.M2) if W is not None else None
         if W is None:
-            reason = (f"the block Krylov eigensolver did not converge in {int(res.passes)} passes: the exact subset "
-                      "eigensolver of the feature pencil instead")
+            reason = _eb.krylov_fallback_reason(res)
     if W is None and objective == "contrastive" and lam > 0 and cut == 0:
         W, w, s = _solve_stats_pencil(stats, lam, dim)
         W = W if _v.all_finite(W) else None  # M2 + lam I not numerically definite (lam ~ rounding)

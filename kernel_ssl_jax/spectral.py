@@ -675,8 +675,7 @@ def _solve_cholesky(K, X, kernel, A, cliques, *, dim, lam, beta, rcond, krylov=T
             if bool(res.converged) and _v.all_finite(coef):
                 method = "dense-krylov"
             else:
-                reason = (f"the block Krylov eigensolver did not converge in {int(res.passes)} passes (relative "
-                          f"residual {float(res.residual):.2g}): exact subset eigensolver instead")
+                reason = _eb.krylov_fallback_reason(res)
         if not method:
             coef, w = _dense_cholesky(K, rows, lam, dim)
             if not _v.all_finite(coef):
