@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     ds, sel, ev = prep.ds, cfg["select"], cfg["eval"]
     n_classes = int(np.max(ds.y_train)) + 1
     proto = select.protocol(ds.y_train, ev["labels_per_class"], sel)
-    grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress)
+    grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress, sel["kernel"])
     with progress.stage("graphs", f"view cliques + k-NN for k in {sel['knn']}"):
         graphs = {k: experiment.build_graph({**cfg, "graph": {**cfg["graph"], "knn": k}}, prep.views, prep.groups)
                   for k in sel["knn"]}

@@ -60,7 +60,7 @@ def one_seed(cfg: dict, seed: int, objectives, progress, graph_names=GRAPHS, nor
     # for ranking the rows across development seeds (select.rank_methods); the test rows use `proto`.
     extra = {v: select.protocol(ds.y_train, ev["labels_per_class"], {**sel, "val_per_class": v}) for v in val_sizes}
     val_extra = {str(v): {} for v in val_sizes}
-    grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress)
+    grams = experiment.view_grams(prep, sel["bandwidth_scale"], progress, sel["kernel"])
     knn = cfg["graph"]["knn"]
     graphs = {
         "cliques": experiment.build_graph({**cfg, "graph": {**cfg["graph"], "knn": 0}}, prep.views, prep.groups),

@@ -159,6 +159,38 @@ def test_rcond_grid_is_the_solve_at_each_cut_off(prep):
     assert cfg["select"]["rcond"] == [1e-5, 1e-2] and config.load_config()["select"]["rcond"] == []
 
 
+def test_kernel_grid_makes_one_gram_per_kernel_and_bandwidth_and_names_it_in_every_candidate(prep):
+    # select.kernel x select.bandwidth_scale: one Gram per point, the run's own Gram reused, the Laplacian kernel's
+    # Gram against numpy (median bandwidth of the views), the kernel named in every candidate of every method.
+    grams = experiment.view_grams(prep, [1.0, 0.5], kernels=["rbf", "laplacian", "linear"])
+    assert [g.params for g in grams] == [{"kernel": k, "bandwidth_scale": s} for k, s in
+                                         [("rbf", 1.0), ("rbf", 0.5), ("laplacian", 1.0), ("laplacian", 0.5),
+                                          ("linear", 1.0)]]  # a linear kernel has no bandwidth
+    assert grams[0].K is prep.K and grams[0].eig is prep.eig
+    V = np.asarray(prep.views)
+    D = np.sqrt(np.maximum(((V[:, None, :] - V[None, :, :]) ** 2).sum(-1), 0.0))
+    h = np.median(D[np.triu_indices(len(V), 1)])
+    np.testing.assert_allclose(np.asarray(grams[3].K), np.exp(-D / (0.5 * h)), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(grams[4].K), V @ V.T, rtol=1e-10)
+    cands = experiment.ssl_candidates(prep, "vicreg", grams[2:4], {5: prep.A}, 10)
+    assert {(c.params["kernel"], c.params["bandwidth_scale"]) for c in cands} == {("laplacian", 1.0),
+                                                                                  ("laplacian", 0.5)}
+    assert all(c.params["kernel"] == "linear" for c in experiment.base_kernel_candidates(prep, grams[4:], [0.1], 10))
+    # Selecting over one other kernel is the run with that kernel: the same validation scores and test accuracy.
+    sel = experiment.evaluate_selected(experiment.prepare(config.load_config(
+        overrides=SMALL + ["eval.peers=['kernel_pca']", "select.kernel=['laplacian']"])))
+    ref = experiment.evaluate_selected(experiment.prepare(config.load_config(
+        overrides=SMALL + ["eval.peers=['kernel_pca']", "kernel.name=laplacian"])))
+    for method in ("vicreg", "base_kernel", "peer:kernel_pca"):
+        for b in ("1", "2"):
+            assert sel[1]["methods"][method][b]["params"].pop("kernel") == "laplacian"
+            assert sel[1]["methods"][method][b]["params"] == ref[1]["methods"][method][b]["params"]
+            assert sel[1]["methods"][method][b]["val_accuracy"] == ref[1]["methods"][method][b]["val_accuracy"]
+            np.testing.assert_allclose(sel[0][method][b]["draws"], ref[0][method][b]["draws"])
+    with pytest.raises(config.ConfigError, match="select.kernel has unknown kernel 'gauss'; valid: linear"):
+        config.load_config(overrides=["select.kernel=['gauss']"])
+
+
 def test_rank_methods_ranks_by_the_mean_validation_accuracy_over_development_seeds():
     # Three methods with true validation accuracies a > b > c, seen through per-seed noise that makes b win seed 0:
     # the ranking must follow the mean over seeds (numpy reference), per budget and over budgets.

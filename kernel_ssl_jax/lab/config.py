@@ -223,10 +223,10 @@ def _list_of(kind: str, check: Callable[[Any], Any], *, allow_empty: bool = Fals
     return check_list
 
 
-def _peers(v):
-    if isinstance(v, list) and not v:
-        return []  # no peers
-    return _subset(PEERS, "peer")(v)
+def _optional_subset(choices: Iterable[str], what: str) -> Callable[[list], list]:
+    """As `_subset`, but the empty array is allowed (none)."""
+    check = _subset(choices, what)
+    return lambda v: [] if isinstance(v, list) and not v else check(v)
 
 
 def _nonneg_int(v):
@@ -346,7 +346,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "heatmap_per_class": Option("int", 20, "test samples per class in the kernel heat maps", _pos_int),
         "peers": Option("list[str]", list(PEERS), "reference methods evaluated with the same label draws (empty: "
                         "none), from: " + ", ".join(PEERS) + "; label_spreading and laplacian_eigenmaps are "
-                        "transductive (they see the unlabelled test inputs)", _peers),
+                        "transductive (they see the unlabelled test inputs)", _optional_subset(PEERS, "peer")),
     },
     "select": {
         "enabled": Option("bool", False, "choose hyper-parameters per method and label budget on a labelled "
@@ -362,6 +362,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "beta": Option("list[float]", [1.0], "grid of ssl.beta (vicreg)", _list_of("float", _at_least(0.0))),
         "knn": Option("list[int]", [10], "grid of graph.knn (also laplacian_eigenmaps; label_spreading's "
                       "n_neighbors)", _list_of("int", _nonneg_int)),
+        "kernel": Option("list[str]", [], "grid of kernel.name, from: " + ", ".join(_kernels.KERNELS) + " (each "
+                         "kernel costs one Gram and one eigendecomposition; every other [kernel] key applies to "
+                         "each; empty: kernel.name alone)", _optional_subset(_kernels.KERNELS, "kernel")),
         "bandwidth_scale": Option("list[float]", [1.0], "grid of factors on the kernel bandwidth (rbf/laplacian; "
                                   "each factor costs one Gram and one eigendecomposition)",
                                   _list_of("float", _at_least(0.0, strict=True))),

@@ -478,42 +478,49 @@ def evaluate_all(prep: Prepared, reps: Representations, progress: Progress | Non
 
 
 class ViewGram(NamedTuple):
-    """The Gram of the views at one bandwidth factor, its decomposition and the cross-Grams of the clean samples."""
+    """The Gram of the views under one kernel of the `[select]` grid (kernel name x bandwidth factor), its
+    decomposition and the cross-Grams of the clean samples; `params` names the grid point (reported with every
+    candidate made from it)."""
 
-    scale: float
+    params: dict
     kernel: _kernels.Kernel
     K: jax.Array
     eig: _spectral.GramEigh
     K_train_views: np.ndarray
     K_test_views: np.ndarray
-    rcond: float | None = None  # set by `truncated_grams`: the spectral cut-off of `eig`, a selected parameter
 
 
 def truncated_grams(grams: list[ViewGram], rconds) -> list[ViewGram]:
     """Each Gram's decomposition truncated at each cut-off of `rconds` (`spectral.truncate`; each at least the
     `ssl.rcond` the decomposition was made at), for the `select.rcond` grid. Empty `rconds`: `grams` unchanged."""
-    return [g._replace(eig=_spectral.truncate(g.eig, r), rcond=float(r)) for g in grams for r in rconds] or grams
+    return [g._replace(eig=_spectral.truncate(g.eig, r), params={**g.params, "rcond": float(r)})
+            for g in grams for r in rconds] or grams
 
 
-def view_grams(prep: Prepared, scales, progress: Progress | None = None) -> list[ViewGram]:
-    """The Gram of the views and its decomposition at each bandwidth factor (1.0 reuses the run's own); other
-    kernels than rbf/laplacian have no bandwidth and keep only the run's Gram."""
+def view_grams(prep: Prepared, scales, progress: Progress | None = None, kernels=()) -> list[ViewGram]:
+    """The Gram of the views and its decomposition for each kernel name of `kernels` (`select.kernel`; empty: the
+    run's kernel alone) at each bandwidth factor of `scales` (rbf/laplacian; the other kernels have no bandwidth).
+    The run's own kernel at factor 1.0 reuses the run's Gram and decomposition. Every other `[kernel]` key applies
+    to each kernel; `params` is `{"bandwidth_scale": ...}`, with `"kernel"` first when `kernels` is given."""
     ds, out = prep.ds, []
     X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)
-    if "bandwidth" not in prep.kernel.params:
-        scales = [1.0]
-    for scale in scales:
-        if scale == 1.0:
-            kernel, K, eig = prep.kernel, prep.K, prep.eig
-        else:
-            kernel = _kernels.by_name(prep.kernel.name, bandwidth=float(prep.kernel.params["bandwidth"]) * scale)
-            K = _kernels.gram(kernel, prep.views)
-            eig, _ = decompose(K, prep.cfg["ssl"]["rcond"])
-            if progress is not None:
-                progress.note(f"select: Gram and eigendecomposition at bandwidth x {scale:g} "
-                              f"({int(eig.rank)} eigenpairs)")
-        out.append(ViewGram(scale, kernel, K, eig, np.asarray(_kernels.gram(kernel, X_train, prep.views)),
-                         np.asarray(_kernels.gram(kernel, X_test, prep.views))))
+    for name in list(kernels) or [prep.kernel.name]:
+        base = prep.kernel if name == prep.kernel.name else build_kernel(
+            {**prep.cfg, "kernel": {**prep.cfg["kernel"], "name": name}}, prep.views, ds.image_shape)
+        for scale in scales if "bandwidth" in base.params else [1.0]:
+            if base is prep.kernel and scale == 1.0:
+                kernel, K, eig = prep.kernel, prep.K, prep.eig
+            else:
+                kernel = base if scale == 1.0 else _kernels.by_name(
+                    name, bandwidth=float(base.params["bandwidth"]) * scale)
+                K = _kernels.gram(kernel, prep.views)
+                eig, _ = decompose(K, prep.cfg["ssl"]["rcond"])
+                if progress is not None:
+                    progress.note(f"select: Gram and eigendecomposition of {name} at bandwidth x {scale:g} "
+                                  f"({int(eig.rank)} eigenpairs)")
+            params = {**({"kernel": name} if kernels else {}), "bandwidth_scale": float(scale)}
+            out.append(ViewGram(params, kernel, K, eig, np.asarray(_kernels.gram(kernel, X_train, prep.views)),
+                                np.asarray(_kernels.gram(kernel, X_test, prep.views))))
     return out
 
 
@@ -549,8 +556,7 @@ def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs
                     C = np.asarray(coefs[i] if not ridge else _spectral.extend(coefs[i], g.eig, ridge))
                     for d in dims:
                         graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
-                        params = {"bandwidth_scale": g.scale, **({} if g.rcond is None else {"rcond": g.rcond}),
-                                  **graph, "lam": lam, **({"beta": beta} if objective == "vicreg" else {}),
+                        params = {**g.params, **graph, "lam": lam, **({"beta": beta} if objective == "vicreg" else {}),
                                   **({} if ridge is None else {"extension_ridge": ridge}), "dim": d}
                         out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
                                                              g.K_test_views @ C[:d].T, prep.ds.y_train, ev,
@@ -574,7 +580,7 @@ def base_kernel_candidates(prep: Prepared, grams: list[ViewGram], regs, n_classe
                 return _evaluate.kernel_ridge_classify(K_tr[np.ix_(idx, idx)], y[idx], K_te[:, idx], reg=reg,
                                                        n_classes=n_classes)
 
-            out.append(_select.Candidate({"bandwidth_scale": g.scale, "reg": reg}, train, test))
+            out.append(_select.Candidate({**g.params, "reg": reg}, train, test))
     return out
 
 
@@ -597,7 +603,7 @@ def base_kernel_knn_candidates(prep: Prepared, grams: list[ViewGram], n_classes:
         def test(idx, S_te=S_te):
             return _evaluate.knn_similarity(S_te[:, idx], y[idx], k=min(k, len(idx)), n_classes=n_classes)
 
-        out.append(_select.Candidate({"bandwidth_scale": g.scale}, train, test))
+        out.append(_select.Candidate(dict(g.params), train, test))
     return out
 
 
@@ -617,10 +623,10 @@ def peer_candidates(prep: Prepared, peer: str, grams: list[ViewGram] | None, n_c
     if peer == "kernel_pca":
         if grams is None:
             X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)
-            grams_ = [(1.0, prep.K, _kernels.gram(prep.kernel, X_train, prep.views),
+            grams_ = [({"bandwidth_scale": 1.0}, prep.K, _kernels.gram(prep.kernel, X_train, prep.views),
                        _kernels.gram(prep.kernel, X_test, prep.views))]
         else:
-            grams_ = [(g.scale, g.K, g.K_train_views, g.K_test_views) for g in grams]
+            grams_ = [(g.params, g.K, g.K_train_views, g.K_test_views) for g in grams]
         return _peers.kernel_pca(grams_, ds.y_train, sel["dim"] if sel is not None else [cfg["ssl"]["dim"]], ev,
                                  n_classes, seed=cfg["views"]["seed"])
     raise ConfigError(f"eval.peers: unknown peer {peer!r}; valid: {', '.join(_config.PEERS)}")
@@ -675,7 +681,7 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
         proto = _select.protocol(ds.y_train, ev["labels_per_class"], sel)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    grams = view_grams(prep, sel["bandwidth_scale"], progress)
+    grams = view_grams(prep, sel["bandwidth_scale"], progress, sel["kernel"])
     graphs = {k: _graph_for(prep, k) for k in sel["knn"]} if any(o != "barlow" for o in cfg["ssl"]["objectives"]) \
         else {}
     accuracy, choices = {}, {}

@@ -10,7 +10,7 @@
   dim; smaller dims are its leading columns).
 - `kernel_pca`: `sklearn.decomposition.KernelPCA` of the Gram of the views under the base kernel (the Gram of
   `kssl run`, centred by KernelPCA), the clean training and test samples projected (inductive). Grid:
-  `select.bandwidth_scale` x `select.dim` (nested leading components).
+  `select.kernel` x `select.bandwidth_scale` x `select.dim` (nested leading components).
 
 Each builder returns `select.Candidate`s: hyper-parameters, a predictor over training indices (for the selection
 protocol of `select`, which never sees the test split) and a predictor of the test labels (scored once, at the end).
@@ -137,16 +137,17 @@ def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[
 # Kernel PCA of the views (inductive)
 
 
-def kernel_pca(grams: Sequence[tuple[float, Any, Any, Any]], y_train, dims: Sequence[int], ev: Mapping[str, Any],
-               n_classes: int, *, seed: int = 0) -> list[_select.Candidate]:
-    """Candidates over the `(bandwidth_scale, K_views, K_train_views, K_test_views)` of `grams` x `dims`."""
+def kernel_pca(grams: Sequence[tuple[Mapping[str, Any], Any, Any, Any]], y_train, dims: Sequence[int],
+               ev: Mapping[str, Any], n_classes: int, *, seed: int = 0) -> list[_select.Candidate]:
+    """Candidates over the `(params, K_views, K_train_views, K_test_views)` of `grams` x `dims`; `params` names the
+    Gram's point of the `[select]` grid (kernel, bandwidth factor)."""
     from sklearn.decomposition import KernelPCA
 
     out = []
-    for scale, K, K_train, K_test in grams:
+    for params, K, K_train, K_test in grams:
         kpca = KernelPCA(n_components=max(dims), kernel="precomputed", eigen_solver="arpack", random_state=seed)
         kpca.fit(np.asarray(K))
         F_train, F_test = kpca.transform(np.asarray(K_train)), kpca.transform(np.asarray(K_test))
-        out += [_select.feature_candidate({"bandwidth_scale": scale, "dim": d}, F_train[:, :d], F_test[:, :d],
+        out += [_select.feature_candidate({**params, "dim": d}, F_train[:, :d], F_test[:, :d],
                                           y_train, ev, n_classes) for d in sorted(dims)]
     return out
