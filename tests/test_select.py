@@ -191,6 +191,27 @@ def test_kernel_grid_makes_one_gram_per_kernel_and_bandwidth_and_names_it_in_eve
         config.load_config(overrides=["select.kernel=['gauss']"])
 
 
+def test_extension_ridge_grid_adds_the_out_of_sample_extension_of_every_solution(prep):
+    # select.extension_ridge: each solution at each ridge (0: the solution itself), reported as a parameter, and
+    # the grid of `kssl run --select` (spectral.extend itself is checked against numpy in test_spectral.py).
+    grams = experiment.view_grams(prep, [1.0])
+    plain = experiment.ssl_candidates(prep, "contrastive", grams, {5: prep.A}, 10)
+    ext = experiment.ssl_candidates(prep, "contrastive", grams, {5: prep.A}, 10, [0.0, 0.5])
+    assert [c.params for c in ext if c.params["extension_ridge"] == 0.0] == [
+        {**c.params, "extension_ridge": 0.0} for c in plain]
+    idx = np.arange(20)
+    for c, p in zip([c for c in ext if c.params["extension_ridge"] == 0.0], plain, strict=True):
+        np.testing.assert_array_equal(c.predict_test(idx), p.predict_test(idx))
+    cfg = config.load_config(overrides=SMALL + ["ssl.objectives=['contrastive']", "select.extension_ridge=[0.5]",
+                                                "eval.peers=[]", "views.transductive=true"])
+    acc, selection = experiment.evaluate_selected(experiment.prepare(cfg))
+    grid = selection["methods"]["contrastive"]["1"]["grid"]
+    assert {g["params"]["extension_ridge"] for g in grid} == {0.5} and len(grid) == 4
+    assert acc["contrastive"]["1"]["params"]["extension_ridge"] == 0.5
+    with pytest.raises(config.ConfigError, match="select.extension_ridge item -1.0: must be a finite number >= 0"):
+        config.load_config(overrides=["select.extension_ridge=[-1.0]"])
+
+
 def test_rank_methods_ranks_by_the_mean_validation_accuracy_over_development_seeds():
     # Three methods with true validation accuracies a > b > c, seen through per-seed noise that makes b win seed 0:
     # the ranking must follow the mean over seeds (numpy reference), per budget and over budgets.

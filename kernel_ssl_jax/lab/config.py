@@ -371,6 +371,10 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "rcond": Option("list[float]", [], "grid of spectral cut-offs of kernel SSL, each >= ssl.rcond (truncations "
                         "of the one decomposition made at ssl.rcond; empty: ssl.rcond alone)",
                         _list_of("float", _at_least(0.0), allow_empty=True)),
+        "extension_ridge": Option("list[float]", [], "grid of the ridge of kernel SSL's kernel-ridge out-of-sample "
+                                  "extension (spectral.extend: new points get k_X(x)^T (K + ridge I)^-1 Z of the "
+                                  "training views' Z; 0: the solution itself); empty: no extension",
+                                  _list_of("float", _at_least(0.0), allow_empty=True)),
         "alpha": Option("list[float]", [0.2, 0.5, 0.8], "grid of label_spreading's clamping factor alpha in (0, 1)",
                         _list_of("float", _open_unit)),
         "reg": Option("list[float]", [0.01, 0.1, 1.0], "grid of eval.kernel_ridge_reg for the base kernel",

@@ -688,7 +688,7 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
     probe = ev["main_probe"]
     ssl_grams = truncated_grams(grams, sel["rcond"])
     for objective in cfg["ssl"]["objectives"]:
-        cands = ssl_candidates(prep, objective, ssl_grams, graphs, n_classes)
+        cands = ssl_candidates(prep, objective, ssl_grams, graphs, n_classes, sel["extension_ridge"])
         accuracy[objective], choices[objective] = score_selected(cands, proto, prep, f"{probe}, selected")
         if progress is not None:
             progress.note(f"select: {objective}: {len(cands)} candidates; chosen "
