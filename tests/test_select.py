@@ -4,6 +4,7 @@ validation subset is disjoint from its draws, peers give valid accuracies in res
 
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
@@ -210,6 +211,46 @@ def test_extension_ridge_grid_adds_the_out_of_sample_extension_of_every_solution
     assert acc["contrastive"]["1"]["params"]["extension_ridge"] == 0.5
     with pytest.raises(config.ConfigError, match="select.extension_ridge item -1.0: must be a finite number >= 0"):
         config.load_config(overrides=["select.extension_ridge=[-1.0]"])
+
+
+def test_clique_weight_weighs_the_clique_edges_for_kernel_ssl_and_the_eigenmaps_peer_alike():
+    # graph.clique_weight: clique edges (self-loops included) weigh w, the other k-NN edges 1; numpy/scikit-learn
+    # reference for kernel SSL's dense graph and for the peer's sparse graph over the same nodes.
+    from sklearn.neighbors import kneighbors_graph
+
+    from kernel_ssl_jax.lab import peers
+
+    rng = np.random.default_rng(0)
+    views, groups = rng.normal(size=(12, 3)), np.repeat(np.arange(4), 3)
+    knn = kneighbors_graph(views, 2, include_self=False).toarray()
+    knn = np.maximum(knn, knn.T)
+    same = groups[:, None] == groups[None, :]
+    cfg = config.load_config(overrides=["graph.knn=2", "graph.clique_weight=2.5"])
+    A = np.asarray(experiment.build_graph(cfg, jnp.asarray(views), groups))
+    np.testing.assert_array_equal(A, np.where(same, 2.5, knn))
+    assert (A == 1.0).any() and (A == 2.5).any()  # both kinds of edges are there
+    sparse = peers._graph(views, groups, 2, cliques=True, mutual=False, clique_weight=2.5).toarray()
+    np.testing.assert_array_equal(sparse, np.where(same & ~np.eye(12, dtype=bool), 2.5, knn))
+    np.testing.assert_array_equal(  # weight 1: the union of the two 0/1 graphs, as before
+        np.asarray(experiment.build_graph(config.load_config(overrides=["graph.knn=2"]), jnp.asarray(views), groups)),
+        np.maximum(same, knn))
+
+
+def test_clique_weight_grid_is_the_run_at_each_weight():
+    # select.clique_weight: every SSL and eigenmaps candidate names its weight; the weight-2 candidates are those of
+    # a run with graph.clique_weight = 2 (same validation scores and test accuracy).
+    base = SMALL + ["eval.peers=['laplacian_eigenmaps']", "views.transductive=true"]
+    acc, sel = experiment.evaluate_selected(experiment.prepare(config.load_config(
+        overrides=base + ["select.clique_weight=[0.5, 2.0]"])))
+    acc2, sel2 = experiment.evaluate_selected(experiment.prepare(config.load_config(
+        overrides=base + ["graph.clique_weight=2.0", "select.clique_weight=[2.0]"])))
+    for method in ("vicreg", "peer:laplacian_eigenmaps"):
+        grid = sel["methods"][method]["1"]["grid"]
+        assert {g["params"]["clique_weight"] for g in grid} == {0.5, 2.0}
+        at2 = [g for g in grid if g["params"]["clique_weight"] == 2.0]
+        assert at2 == sel2["methods"][method]["1"]["grid"]
+    assert "clique_weight" not in experiment.evaluate_selected(experiment.prepare(config.load_config(
+        overrides=base)))[1]["methods"]["vicreg"]["1"]["params"]  # no grid: not a reported parameter
 
 
 def test_rank_methods_ranks_by_the_mean_validation_accuracy_over_development_seeds():

@@ -301,6 +301,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
                       _nonneg_int),
         "mutual": Option("bool", False, "keep a k-NN edge only if each end is among the other's neighbours"),
         "cliques": Option("bool", True, "join the views of each sample (false: the k-NN graph alone, an ablation)"),
+        "clique_weight": Option("float", 1.0, "weight of the view-clique edges (self-loops included); k-NN edges "
+                                "between views of different samples weigh 1", _at_least(0.0, strict=True)),
         "normalize": Option("str", "none", "edge weighting of the graph (graphs.normalize): none, or sym for "
                             "D^-1/2 A D^-1/2 (the weighting of the normalised Laplacian)",
                             _choice(_graphs.NORMALIZATIONS)),
@@ -365,6 +367,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "kernel": Option("list[str]", [], "grid of kernel.name, from: " + ", ".join(_kernels.KERNELS) + " (each "
                          "kernel costs one Gram and one eigendecomposition; every other [kernel] key applies to "
                          "each; empty: kernel.name alone)", _optional_subset(_kernels.KERNELS, "kernel")),
+        "clique_weight": Option("list[float]", [], "grid of graph.clique_weight (also laplacian_eigenmaps; each "
+                                "weight costs one target per kernel); empty: graph.clique_weight alone",
+                                _list_of("float", _at_least(0.0, strict=True), allow_empty=True)),
         "bandwidth_scale": Option("list[float]", [1.0], "grid of factors on the kernel bandwidth (rbf/laplacian; "
                                   "each factor costs one Gram and one eigendecomposition)",
                                   _list_of("float", _at_least(0.0, strict=True))),

@@ -231,16 +231,16 @@ def build_views(cfg: Mapping, ds: _data.Dataset) -> tuple[jax.Array, np.ndarray]
 
 
 def build_graph(cfg: Mapping, views: jax.Array, groups: np.ndarray) -> jax.Array:
-    """View cliques, plus a symmetric k-NN graph over the views when `graph.knn > 0` (elementwise maximum), weighted
-    by `graph.normalize` (`graphs.normalize`).
+    """View cliques of weight `graph.clique_weight`, plus a symmetric k-NN graph over the views when `graph.knn > 0`
+    (its edges between views of different samples weigh 1), weighted by `graph.normalize` (`graphs.normalize`).
 
     With `graph.cliques = false` (an ablation) the k-NN graph alone.
     """
     k = cfg["graph"]["knn"]
     if cfg["graph"].get("cliques", True):
-        A = _graphs.from_groups(groups, dtype=views.dtype)
+        A = cfg["graph"].get("clique_weight", 1.0) * _graphs.from_groups(groups, dtype=views.dtype)
         if k:
-            A = jnp.maximum(A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]))
+            A = jnp.where(A > 0, A, _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(A.dtype))
     else:
         A = _graphs.knn(views, k, mutual=cfg["graph"]["mutual"]).astype(views.dtype)
     return _graphs.normalize(A, kind=cfg["graph"].get("normalize", "none"))
@@ -524,10 +524,20 @@ def view_grams(prep: Prepared, scales, progress: Progress | None = None, kernels
     return out
 
 
-def _graph_for(prep: Prepared, knn: int) -> jax.Array:
-    if knn == prep.cfg["graph"]["knn"] and prep.A is not None:
+def _graph_for(prep: Prepared, knn: int, clique_weight: float) -> jax.Array:
+    gc = prep.cfg["graph"]
+    if knn == gc["knn"] and clique_weight == gc["clique_weight"] and prep.A is not None:
         return prep.A
-    return build_graph({**prep.cfg, "graph": {**prep.cfg["graph"], "knn": knn}}, prep.views, prep.groups)
+    return build_graph({**prep.cfg, "graph": {**gc, "knn": knn, "clique_weight": clique_weight}}, prep.views,
+                       prep.groups)
+
+
+def _graph_params(key) -> dict:
+    """The reported parameters of a graph of `ssl_candidates`: `graph.knn` (an int), `(knn, clique_weight)` of the
+    `select.clique_weight` grid (a tuple) or any other label (`graph`)."""
+    if isinstance(key, tuple):
+        return {"knn": key[0], "clique_weight": key[1]}
+    return {"knn" if isinstance(key, int) else "graph": key}
 
 
 def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[int, jax.Array],
@@ -535,7 +545,8 @@ def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs
     """Every point of the `[select]` grid for one objective: bandwidth factor [x rcond] x graph.knn x lam x beta
     [x extension ridge] x dim.
 
-    `graphs` maps `graph.knn` values (or any label, reported as `graph`) to relationship matrices.
+    `graphs` maps `graph.knn` values, `(knn, clique_weight)` pairs or any other label (reported as `graph`) to
+    relationship matrices.
     `extension_ridges`: also the kernel-ridge out-of-sample extension (`spectral.extend`) of each solution at each
     ridge (0: the solution itself), reported as `extension_ridge`; empty: the solutions only.
     One target per (Gram, graph) and one `jax.vmap` over `(lam, beta)` at the largest dim (`batched.solve_batch`);
@@ -555,7 +566,7 @@ def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs
                 for ridge in extension_ridges or [None]:
                     C = np.asarray(coefs[i] if not ridge else _spectral.extend(coefs[i], g.eig, ridge))
                     for d in dims:
-                        graph = {} if knn is None else {"knn" if isinstance(knn, int) else "graph": knn}
+                        graph = {} if knn is None else _graph_params(knn)
                         params = {**g.params, **graph, "lam": lam, **({"beta": beta} if objective == "vicreg" else {}),
                                   **({} if ridge is None else {"extension_ridge": ridge}), "dim": d}
                         out.append(_select.feature_candidate(params, g.K_train_views @ C[:d].T,
@@ -616,10 +627,12 @@ def peer_candidates(prep: Prepared, peer: str, grams: list[ViewGram] | None, n_c
     if peer == "laplacian_eigenmaps":
         knns = sel["knn"] if sel is not None else [cfg["graph"]["knn"]]
         knns = [k for k in knns if k > 0] or [10]  # a graph of cliques alone does not reach the test nodes
+        weights = (sel or {}).get("clique_weight") or None  # a grid: reported in every candidate
         return _peers.laplacian_eigenmaps(prep.views, prep.groups, ds.X_train, ds.X_test, ds.y_train, knns,
                                           sel["dim"] if sel is not None else [cfg["ssl"]["dim"]], ev, n_classes,
                                           cliques=cfg["graph"]["cliques"], mutual=cfg["graph"]["mutual"],
-                                          seed=cfg["views"]["seed"])
+                                          clique_weights=weights or [cfg["graph"]["clique_weight"]],
+                                          report_weight=weights is not None, seed=cfg["views"]["seed"])
     if peer == "kernel_pca":
         if grams is None:
             X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)
@@ -682,8 +695,9 @@ def evaluate_selected(prep: Prepared, progress: Progress | None = None) -> tuple
     except ValueError as e:
         raise ConfigError(str(e)) from None
     grams = view_grams(prep, sel["bandwidth_scale"], progress, sel["kernel"])
-    graphs = {k: _graph_for(prep, k) for k in sel["knn"]} if any(o != "barlow" for o in cfg["ssl"]["objectives"]) \
-        else {}
+    weights = sel["clique_weight"] or [cfg["graph"]["clique_weight"]]
+    graphs = {(k, w) if sel["clique_weight"] else k: _graph_for(prep, k, w) for k in sel["knn"] for w in weights} \
+        if any(o != "barlow" for o in cfg["ssl"]["objectives"]) else {}
     accuracy, choices = {}, {}
     probe = ev["main_probe"]
     ssl_grams = truncated_grams(grams, sel["rcond"])

@@ -6,8 +6,8 @@
 - `laplacian_eigenmaps`: `sklearn.manifold.SpectralEmbedding` of the same graph as kernel SSL (view cliques + k-NN,
   `graph.cliques`, `graph.mutual`) with the clean training and test samples added as nodes (transductive): each
   clean sample joins the clique of its own views, and the k-NN graph is over all nodes. The probe of `[eval]`
-  (cosine k-NN by default) on the embedding. Grid: `select.knn` x `select.dim` (one embedding per k at the largest
-  dim; smaller dims are its leading columns).
+  (cosine k-NN by default) on the embedding. Grid: `select.knn` x `select.clique_weight` x `select.dim` (one
+  embedding per graph at the largest dim; smaller dims are its leading columns).
 - `kernel_pca`: `sklearn.decomposition.KernelPCA` of the Gram of the views under the base kernel (the Gram of
   `kssl run`, centred by KernelPCA), the clean training and test samples projected (inductive). Grid:
   `select.kernel` x `select.bandwidth_scale` x `select.dim` (nested leading components).
@@ -84,9 +84,10 @@ def label_spreading_grid(sel: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 # Laplacian eigenmaps of the SSL graph (transductive)
 
 
-def _graph(nodes: np.ndarray, node_groups: np.ndarray, knn: int, *, cliques: bool, mutual: bool):
-    """Sparse symmetric 0/1 graph: cliques of equal `node_groups` (>= 0) and a k-NN graph over `nodes`, joined by
-    the elementwise maximum (as `graphs.from_groups` and `graphs.knn` join them for kernel SSL)."""
+def _graph(nodes: np.ndarray, node_groups: np.ndarray, knn: int, *, cliques: bool, mutual: bool,
+           clique_weight: float = 1.0):
+    """Sparse symmetric graph: cliques of equal `node_groups` (>= 0) with edges of weight `clique_weight`, and a
+    k-NN graph over `nodes` whose other edges weigh 1 (as `experiment.build_graph` joins them for kernel SSL)."""
     from sklearn.neighbors import kneighbors_graph
 
     n = nodes.shape[0]
@@ -101,14 +102,19 @@ def _graph(nodes: np.ndarray, node_groups: np.ndarray, knn: int, *, cliques: boo
         C = (E @ E.T).tocsr()
         C.setdiag(0)
         C.eliminate_zeros()
-        A = A.maximum(C.sign())
+        mask = C.sign()
+        A = scipy.sparse.csr_matrix(A - A.multiply(mask) + clique_weight * mask)
+        A.eliminate_zeros()
     return A.tocsr()
 
 
 def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[int], dims: Sequence[int],
                         ev: Mapping[str, Any], n_classes: int, *, cliques: bool = True, mutual: bool = False,
+                        clique_weights: Sequence[float] = (1.0,), report_weight: bool = False,
                         seed: int = 0) -> list[_select.Candidate]:
-    """Candidates over `knns` x `dims` (see the module docstring); `views, groups` as `kssl run` makes them."""
+    """Candidates over `knns` x `clique_weights` x `dims` (see the module docstring); `views, groups` as `kssl run`
+    makes them. `report_weight`: name the clique weight in each candidate's parameters (a `select.clique_weight`
+    grid)."""
     from sklearn.manifold import SpectralEmbedding
 
     V, Xtr, Xte = (np.asarray(a, dtype=np.float64) for a in (views, X_train, X_test))
@@ -121,14 +127,15 @@ def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[
     test_groups = n_train + np.arange(n_test) if groups.max() + 1 == n_train + n_test else -np.ones(n_test, int)
     node_groups = np.concatenate([groups, np.arange(n_train), test_groups])
     out = []
-    for k in (k for k in knns if k > 0):
-        A = _graph(nodes, node_groups, k, cliques=cliques, mutual=mutual)
+    for k, w in ((k, w) for k in knns if k > 0 for w in clique_weights):
+        A = _graph(nodes, node_groups, k, cliques=cliques, mutual=mutual, clique_weight=w)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "graph is not fully connected" for a mutual graph: still embedded
             emb = SpectralEmbedding(n_components=max(dims), affinity="precomputed",
                                     random_state=seed).fit_transform(A)
         F_train, F_test = emb[n_views:n_views + n_train], emb[n_views + n_train:]
-        out += [_select.feature_candidate({"knn": k, "dim": d}, F_train[:, :d], F_test[:, :d], y_train, ev,
+        params = {"knn": k, **({"clique_weight": w} if report_weight else {})}
+        out += [_select.feature_candidate({**params, "dim": d}, F_train[:, :d], F_test[:, :d], y_train, ev,
                                           n_classes) for d in sorted(dims)]
     return out
 
