@@ -355,7 +355,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
                           "validation subset of the training split (never the test split); also kssl run --select"),
         "val_per_class": Option("int", 5, "labelled validation samples per class, drawn from the training split, "
                                 "held out of the selection draws (extra labels: state them)", _pos_int),
-        "n_draws": Option("int", 4, "seeded label draws from the rest of the training split per budget; the "
+        "n_draws": Option("int", 16, "seeded label draws from the rest of the training split per budget; the "
                           "validation accuracy is averaged over them", _pos_int),
         "seed": Option("int", 0, "seed of the validation subset and of the selection draws"),
         "lam": Option("list[float]", [0.01, 0.1, 1.0], "grid of ssl.lam", _list_of("float", _at_least(0.0))),
