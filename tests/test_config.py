@@ -170,3 +170,14 @@ def test_graph_normalize_weights_the_built_graph():
     assert not np.allclose(d, d[0])  # degrees differ, so the weighting changes the graph
     np.testing.assert_allclose(sym, np.asarray(plain) / np.sqrt(np.outer(d, d)), rtol=1e-13)
     np.testing.assert_array_equal(sym, graphs.normalize(plain, kind="sym"))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_file_loads(path):
+    # Every file in configs/ is valid: a run configuration (kssl run --config) or a sweep (kssl sweep).
+    from kernel_ssl_jax.lab import sweep
+
+    if path.name.startswith("sweep_"):
+        assert sweep.load_sweep(path).points
+    else:
+        assert config.load_config(path)["data"]["name"]
