@@ -540,10 +540,10 @@ def _graph_params(key) -> dict:
     return {"knn" if isinstance(key, int) else "graph": key}
 
 
-def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[int, jax.Array],
+def ssl_candidates(prep: Prepared, objective: str, grams: list[ViewGram], graphs: Mapping[Any, jax.Array],
                    n_classes: int, extension_ridges=()) -> list[_select.Candidate]:
-    """Every point of the `[select]` grid for one objective: bandwidth factor [x rcond] x graph.knn x lam x beta
-    [x extension ridge] x dim.
+    """Every point of the `[select]` grid for one objective: [kernel x] bandwidth factor [x rcond] x graph (knn
+    [x clique weight]) x lam x beta [x extension ridge] x dim.
 
     `graphs` maps `graph.knn` values, `(knn, clique_weight)` pairs or any other label (reported as `graph`) to
     relationship matrices.
