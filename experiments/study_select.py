@@ -176,7 +176,7 @@ def format_ranking(per_seed: list[dict], ranking: dict[str, list[dict]], what: s
             budgets = [k for k in ranking if k != "mean"] if b == "mean" else [b]
             test = np.mean([s["rows"][r["method"]][k]["mean"] for s in per_seed for k in budgets])
             d = (np.array(r["per_seed"]) - top) * 100
-            se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
+            se = select.standard_error(d)
             lines.append(f"| {i + 1} | {r['method']} | {r['val_accuracy']:.3f} ± {r['se']:.3f} | "
                          f"{d.mean():+.1f} ± {se:.1f} | {test:.3f} |")
             tests.append(test)
@@ -264,10 +264,11 @@ def summarise(per_seed: list[dict], budgets, refs=()) -> str:
                               for s in per_seed])
                 dd = np.concatenate([np.array(s["rows"][ref][b]["draws"]) - np.array(s["rows"][m][b]["draws"])
                                      for s in per_seed])
-                se = dd.std(ddof=1) / np.sqrt(dd.size) if dd.size > 1 else 0.0
-                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} ± {se * 100:.1f} points (± the standard "
-                             f"error over {dd.size} paired draws; ahead on {int(np.sum(d > 0))} of {d.size} seeds: "
-                             f"{' '.join(f'{v * 100:+.1f}' for v in d)})")
+                lines.append(f"  - {ref} - {m}: {d.mean() * 100:+.1f} ± {select.standard_error(d) * 100:.1f} points "
+                             f"(± the standard error over the {d.size} seeds, the one that says whether it holds on "
+                             f"other seeds; over the {dd.size} paired draws, treated as independent: "
+                             f"± {select.standard_error(dd) * 100:.1f}; ahead on {int(np.sum(d > 0))} of {d.size} "
+                             f"seeds: {' '.join(f'{v * 100:+.1f}' for v in d)})")
     return "\n".join(lines)
 
 

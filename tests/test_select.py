@@ -279,3 +279,11 @@ def test_rank_methods_ranks_by_the_mean_validation_accuracy_over_development_see
         select.rank_methods([])
     with pytest.raises(ValueError, match="val_scores: seed 1 scores"):
         select.rank_methods([{"x": {"1": 0.5}}, {"x": {"2": 0.5}}])
+
+
+def test_standard_error_is_scipys_sem_and_zero_for_one_value():
+    import scipy.stats
+
+    x = np.array([0.91, 0.88, 0.93, 0.85, 0.9])
+    assert select.standard_error(x) == pytest.approx(scipy.stats.sem(x), rel=1e-12)
+    assert select.standard_error([0.5]) == 0.0

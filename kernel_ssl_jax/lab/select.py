@@ -27,7 +27,8 @@ import numpy as np
 
 from kernel_ssl_jax import evaluate as _evaluate
 
-__all__ = ["Protocol", "Candidate", "feature_candidate", "protocol", "choose", "rank_methods", "describe"]
+__all__ = ["Protocol", "Candidate", "feature_candidate", "protocol", "choose", "rank_methods", "standard_error",
+           "describe"]
 
 # A labelled-set predictor: predict(labelled_idx, query_idx) -> predicted labels of the query training samples.
 Predictor = Callable[[np.ndarray, np.ndarray], Any]
@@ -167,13 +168,19 @@ def rank_methods(val_scores: Sequence[Mapping[str, Mapping[str, float]]]) -> dic
         rows = []
         for m in methods:
             v = table[m][:, column].mean(axis=1) if isinstance(column, slice) else table[m][:, column]
-            se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+            se = standard_error(v)
             rows.append({"method": m, "val_accuracy": float(v.mean()), "per_seed": [float(x) for x in v], "se": se})
         return sorted(rows, key=lambda r: -r["val_accuracy"])  # a stable sort: ties keep the first seed's order
 
     out = {str(b): ranking(j) for j, b in enumerate(budgets)}
     out["mean"] = ranking(slice(None))
     return out
+
+
+def standard_error(values) -> float:
+    """The standard error of the mean of `values` (sample std / sqrt(n)); 0 for fewer than two values."""
+    v = np.asarray(values, dtype=float).ravel()
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
 
 
 def describe(params: Mapping[str, Any]) -> str:
