@@ -102,6 +102,7 @@ def test_cli_select_flag_turns_selection_on_and_peers_write_valid_accuracies(tmp
         assert row["1"]["params"] == res["selection"]["methods"][f"peer:{peer}"]["1"]["params"]
     assert "transductive" in res["accuracy"]["peer:label_spreading"]["1"]["probe"]
     assert "transductive" in res["accuracy"]["peer:laplacian_eigenmaps"]["1"]["probe"]
+    assert "clean inputs" in res["accuracy"]["peer:laplacian_eigenmaps_knn"]["1"]["probe"]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -116,7 +117,7 @@ def test_cli_select_flag_turns_selection_on_and_peers_write_valid_accuracies(tmp
     ("select.val_per_class=0", "select.val_per_class must be >= 1, got 0"),
     ("select.enabled=1", "select.enabled must be a boolean (true or false), got the integer 1"),
     ("eval.peers=['svm']", "eval.peers has unknown peer 'svm'; valid: label_spreading, laplacian_eigenmaps, "
-                           "kernel_pca"),
+                           "laplacian_eigenmaps_knn, kernel_pca"),
     ("eval.peers='kernel_pca'", "eval.peers must be an array of strings, got the string 'kernel_pca'"),
     ("graph.cliques=false", "graph.cliques = false needs graph.knn > 0"),
     ("select.rcond=[1e-9]", "select.rcond = [1e-09] holds a cut-off below ssl.rcond = 1e-05"),
@@ -251,6 +252,28 @@ def test_clique_weight_grid_is_the_run_at_each_weight():
         assert at2 == sel2["methods"][method]["1"]["grid"]
     assert "clique_weight" not in experiment.evaluate_selected(experiment.prepare(config.load_config(
         overrides=base)))[1]["methods"]["vicreg"]["1"]["params"]  # no grid: not a reported parameter
+
+
+def test_eigenmaps_knn_peer_is_scikit_learns_spectral_embedding_of_the_clean_inputs_knn_graph(prep):
+    # peer:laplacian_eigenmaps_knn: no views, no cliques; the embedding of the symmetric k-NN graph of train + test
+    # (scikit-learn), probed by cosine 1-NN (numpy) on the first `dim` columns.
+    from sklearn.manifold import SpectralEmbedding
+    from sklearn.neighbors import kneighbors_graph
+
+    ds = prep.ds
+    cands = experiment.peer_candidates(prep, "laplacian_eigenmaps_knn", [], 10)
+    assert [c.params for c in cands] == [{"knn": 5, "dim": 4}, {"knn": 5, "dim": 8}]
+    nodes = np.concatenate([ds.X_train, ds.X_test]).astype(np.float64)
+    G = kneighbors_graph(nodes, 5, include_self=False)
+    emb = SpectralEmbedding(n_components=8, affinity="precomputed",
+                            random_state=prep.cfg["views"]["seed"]).fit_transform(G.maximum(G.T))
+    n = ds.X_train.shape[0]
+    idx = np.array([np.flatnonzero(ds.y_train == c)[0] for c in range(10)])  # one label per class
+    for c, d in zip(cands, (4, 8), strict=True):
+        F_tr, F_te = emb[:n, :d], emb[n:, :d]
+        F_tr, F_te = (F / np.linalg.norm(F, axis=1, keepdims=True) for F in (F_tr, F_te))
+        expected = ds.y_train[idx][np.argmax(F_te @ F_tr[idx].T, axis=1)]
+        np.testing.assert_array_equal(np.asarray(c.predict_test(idx)), expected)
 
 
 def test_rank_methods_ranks_by_the_mean_validation_accuracy_over_development_seeds():

@@ -64,7 +64,7 @@ __all__ = [
 FEATURE_PROBES = ("knn", "ridge", "logistic", "kernel_ridge")
 """Probes of the learnt representation: cosine k-NN, ridge and logistic on `f(x)`, kernel ridge with `k*`."""
 
-PEERS = ("label_spreading", "laplacian_eigenmaps", "kernel_pca")
+PEERS = ("label_spreading", "laplacian_eigenmaps", "laplacian_eigenmaps_knn", "kernel_pca")
 """Reference methods of `kssl run` (`kernel_ssl_jax.lab.peers`), each selected by the protocol of `[select]`."""
 
 DATA_NEEDS_PATH = {"file": "the .npz or .csv file"}
@@ -347,8 +347,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "seed": Option("int", 0, "seed of the label draws"),
         "heatmap_per_class": Option("int", 20, "test samples per class in the kernel heat maps", _pos_int),
         "peers": Option("list[str]", list(PEERS), "reference methods evaluated with the same label draws (empty: "
-                        "none), from: " + ", ".join(PEERS) + "; label_spreading and laplacian_eigenmaps are "
-                        "transductive (they see the unlabelled test inputs)", _optional_subset(PEERS, "peer")),
+                        "none), from: " + ", ".join(PEERS) + "; label_spreading and laplacian_eigenmaps(_knn) "
+                        "are transductive (they see the unlabelled test inputs)", _optional_subset(PEERS, "peer")),
     },
     "select": {
         "enabled": Option("bool", False, "choose hyper-parameters per method and label budget on a labelled "

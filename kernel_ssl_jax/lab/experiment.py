@@ -624,15 +624,17 @@ def peer_candidates(prep: Prepared, peer: str, grams: list[ViewGram] | None, n_c
     ev, sel = cfg["eval"], cfg["select"] if grams is not None else None
     if peer == "label_spreading":
         return _peers.label_spreading(ds.X_train, ds.X_test, ds.y_train, _peers.label_spreading_grid(sel))
-    if peer == "laplacian_eigenmaps":
+    if peer in ("laplacian_eigenmaps", "laplacian_eigenmaps_knn"):
         knns = sel["knn"] if sel is not None else [cfg["graph"]["knn"]]
         knns = [k for k in knns if k > 0] or [10]  # a graph of cliques alone does not reach the test nodes
         weights = sel["clique_weight"] if sel is not None else []  # a grid: reported in every candidate
-        return _peers.laplacian_eigenmaps(prep.views, prep.groups, ds.X_train, ds.X_test, ds.y_train, knns,
+        views, groups = (prep.views, prep.groups) if peer == "laplacian_eigenmaps" else (None, None)
+        return _peers.laplacian_eigenmaps(views, groups, ds.X_train, ds.X_test, ds.y_train, knns,
                                           sel["dim"] if sel is not None else [cfg["ssl"]["dim"]], ev, n_classes,
                                           cliques=cfg["graph"]["cliques"], mutual=cfg["graph"]["mutual"],
                                           clique_weights=weights or [cfg["graph"]["clique_weight"]],
-                                          report_weight=bool(weights), seed=cfg["views"]["seed"])
+                                          report_weight=bool(weights) and views is not None,
+                                          seed=cfg["views"]["seed"])
     if peer == "kernel_pca":
         if grams is None:
             X_train, X_test = jnp.asarray(ds.X_train), jnp.asarray(ds.X_test)

@@ -8,6 +8,8 @@
   clean sample joins the clique of its own views, and the k-NN graph is over all nodes. The probe of `[eval]`
   (cosine k-NN by default) on the embedding. Grid: `select.knn` x `select.clique_weight` x `select.dim` (one
   embedding per graph at the largest dim; smaller dims are its leading columns).
+- `laplacian_eigenmaps_knn`: the same on the k-NN graph of the clean training and test inputs alone (no views, no
+  cliques): the graph method a user would run without augmentations. Grid: `select.knn` x `select.dim`.
 - `kernel_pca`: `sklearn.decomposition.KernelPCA` of the Gram of the views under the base kernel (the Gram of
   `kssl run`, centred by KernelPCA), the clean training and test samples projected (inductive). Grid:
   `select.kernel` x `select.bandwidth_scale` x `select.dim` (nested leading components).
@@ -33,6 +35,7 @@ __all__ = ["label_spreading", "label_spreading_grid", "laplacian_eigenmaps", "ke
 LABELS = {
     "label_spreading": "LabelSpreading, transductive",
     "laplacian_eigenmaps": "SpectralEmbedding of the SSL graph, transductive",
+    "laplacian_eigenmaps_knn": "SpectralEmbedding of the k-NN graph of the clean inputs, transductive",
     "kernel_pca": "KernelPCA of the views",
 }
 """How each peer is labelled in the printed table and results.json (its `probe` field)."""
@@ -113,19 +116,24 @@ def laplacian_eigenmaps(views, groups, X_train, X_test, y_train, knns: Sequence[
                         clique_weights: Sequence[float] = (1.0,), report_weight: bool = False,
                         seed: int = 0) -> list[_select.Candidate]:
     """Candidates over `knns` x `clique_weights` x `dims` (see the module docstring); `views, groups` as `kssl run`
-    makes them. `report_weight`: name the clique weight in each candidate's parameters (a `select.clique_weight`
-    grid)."""
+    makes them, or both None for the k-NN graph of the clean training and test inputs alone (no views, no cliques:
+    the peer `laplacian_eigenmaps_knn`). `report_weight`: name the clique weight in each candidate's parameters (a
+    `select.clique_weight` grid)."""
     from sklearn.manifold import SpectralEmbedding
 
-    V, Xtr, Xte = (np.asarray(a, dtype=np.float64) for a in (views, X_train, X_test))
-    n_views, n_train = V.shape[0], Xtr.shape[0]
+    Xtr, Xte = (np.asarray(a, dtype=np.float64) for a in (X_train, X_test))
+    n_train, n_test = Xtr.shape[0], Xte.shape[0]
+    if views is None:
+        V, node_groups, cliques, clique_weights = np.zeros((0, Xtr.shape[1])), None, False, [1.0]
+    else:
+        V = np.asarray(views, dtype=np.float64)
+        # Each clean sample joins the clique of its own views; test samples have views only when they are in the
+        # pool (`views.transductive`: sources n_train + j).
+        groups = np.asarray(groups)
+        test_groups = n_train + np.arange(n_test) if groups.max() + 1 == n_train + n_test else -np.ones(n_test, int)
+        node_groups = np.concatenate([groups, np.arange(n_train), test_groups])
+    n_views = V.shape[0]
     nodes = np.concatenate([V, Xtr, Xte])
-    # Each clean sample joins the clique of its own views; test samples have views only when they are in the pool
-    # (`views.transductive`: sources n_train + j).
-    groups = np.asarray(groups)
-    n_test = Xte.shape[0]
-    test_groups = n_train + np.arange(n_test) if groups.max() + 1 == n_train + n_test else -np.ones(n_test, int)
-    node_groups = np.concatenate([groups, np.arange(n_train), test_groups])
     out = []
     for k, w in ((k, w) for k in knns if k > 0 for w in clique_weights):
         A = _graph(nodes, node_groups, k, cliques=cliques, mutual=mutual, clique_weight=w)
