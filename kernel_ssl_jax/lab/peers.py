@@ -84,10 +84,10 @@ def label_spreading_grid(sel: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Laplacian eigenmaps of the SSL graph (transductive)
+# Laplacian eigenmaps of the SSL graph, or of the plain k-NN graph of the clean inputs (transductive)
 
 
-def _graph(nodes: np.ndarray, node_groups: np.ndarray, knn: int, *, cliques: bool, mutual: bool,
+def _graph(nodes: np.ndarray, node_groups: np.ndarray | None, knn: int, *, cliques: bool, mutual: bool,
            clique_weight: float = 1.0):
     """Sparse symmetric graph: cliques of equal `node_groups` (>= 0) with edges of weight `clique_weight`, and a
     k-NN graph over `nodes` whose other edges weigh 1 (as `experiment.build_graph` joins them for kernel SSL)."""
