@@ -206,6 +206,30 @@ def test_point_keys_are_stable_and_ignore_output():
     assert len(key) == 16
 
 
+def test_a_file_written_before_a_key_existed_resumes_without_recomputing(tmp_path):
+    # An older version wrote these records: its configurations lack `graph.clique_weight` (added later with the
+    # default 1.0, the earlier behaviour). Resuming skips them; a different value of the new key recomputes, and so
+    # does a record holding a key the schema no longer has.
+    path = _write(tmp_path, '{"ssl.lam" = [0.1, 1.0]}')
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["sweep", str(path), "--quiet"]) == 0
+    records = sweep.read_results(out)
+    assert [sweep.record_key(r) for r in records] == [r["key"] for r in records]
+    for r in records:
+        del r["config"]["graph"]["clique_weight"]
+        r["key"] = "written-by-an-older-version"
+    records[1]["config"]["graph"]["retired_key"] = 3
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    spec = sweep.load_sweep(path)
+    assert sweep.record_key(records[0]) == spec.points[0].key
+    assert sweep.record_key(records[1]) != spec.points[1].key
+    assert sweep.record_key({"key": "k"}) == "k"
+    summary = sweep.run_sweep(spec, progress=False)
+    assert (summary["skipped"], summary["computed"]) == (1, 1)
+    heavier = sweep.load_sweep(_write(tmp_path, '{"ssl.lam" = [0.1], "graph.clique_weight" = [4.0]}'))
+    assert sweep.record_key(records[0]) != heavier.points[0].key
+
+
 def test_report_rebuilds_a_run_from_results_json(tmp_path):
     budgets = ["1", "all"]
     entry = {b: {"mean": 0.5, "std": 0.1, "draws": [0.5], "probe": "knn"} for b in budgets}

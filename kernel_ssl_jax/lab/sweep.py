@@ -22,6 +22,8 @@ Fast. Points are grouped by what they share (SPEC.md §3: one eigendecomposition
 Nothing lost. Each finished point is one JSON line appended to the results file with a single `os.write` on an
 `O_APPEND` descriptor, then `fsync`. A line is keyed by `point_key`, a stable hash of the point's full resolved
 configuration (`[output]` excluded: it does not change the result). Rerunning the same command skips finished points;
+a record written before a configuration key existed counts as written with that key's default (`record_key`: a new
+key's default keeps the earlier behaviour, so upgrading the package does not recompute a sweep);
 a trailing partial line (a kill during the write) is cut off first. An exclusive `flock` stops two sweeps writing the
 same file. Results of a resumed sweep equal those of an uninterrupted one: a group's batched solve always covers all
 its points (finished or not), so the numbers do not depend on which points were left.
@@ -69,6 +71,7 @@ __all__ = [
     "load_sweep",
     "parse_sweep",
     "point_key",
+    "record_key",
     "read_results",
     "append_line",
     "solve_batch",
@@ -115,6 +118,26 @@ def point_key(cfg: Mapping) -> str:
     """A stable hash of a resolved configuration (all sections but `[output]`): 16 hex digits of its SHA-256."""
     content = {s: cfg[s] for s in sorted(cfg) if s != "output"}
     return hashlib.sha256(_canonical(content).encode()).hexdigest()[:16]
+
+
+def record_key(record: Mapping) -> str | None:
+    """The point key of a finished record under the CURRENT schema: its stored configuration with every key added to
+    the schema since it was written set to that key's default (a new key's default keeps the earlier behaviour).
+
+    A key of the record that the schema no longer has stays in, so such a record matches no point (it is recomputed:
+    nothing is read as finished that the current code would not reproduce). Records without a stored configuration
+    keep their own `key`.
+    """
+    stored = record.get("config")
+    if not isinstance(stored, Mapping):
+        return record.get("key")
+    cfg: dict[str, Any] = _config.defaults()
+    for section, values in stored.items():
+        if isinstance(values, Mapping) and isinstance(cfg.get(section), dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    return point_key(cfg)
 
 
 def _grid_key(name: Any, where: str) -> tuple[str, str]:
@@ -519,7 +542,7 @@ def run_sweep(spec: SweepSpec, *, progress: bool = True, stream=None, max_points
         except BlockingIOError:
             raise ConfigError(f"another kssl sweep is writing {str(out)!r}; wait for it or choose another output") \
                 from None
-        done = {r.get("key") for r in read_results(out, repair=True)}
+        done = {record_key(r) for r in read_results(out, repair=True)}
         todo = [p for p in spec.points if p.key not in done]
         skipped = len(spec.points) - len(todo)
         total = len(spec.points)
